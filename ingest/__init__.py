@@ -1,0 +1,1 @@
+"""The write path: heartbeats in, Redis hashes out. Nothing here talks to Postgres."""

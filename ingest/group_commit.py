@@ -1,0 +1,125 @@
+"""Group commit: beats that arrive in the same event-loop tick share one Redis round trip.
+
+Each request awaits its own future, resolved only after Redis acknowledged the script that
+carried its beat, so a 2xx always means the beat is in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import NamedTuple, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from shared import hotstore
+from shared.metrics import Histogram
+from shared.redis_conn import LuaScript
+from shared.timefmt import now_ms
+
+RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)
+
+
+class _Metrics(Protocol):
+    batch_size: Histogram
+    redis_latency: Histogram
+
+
+class Beat(NamedTuple):
+    shard: int
+    key: str
+    args: list[str]  # hotstore.BEAT_ARGS values
+
+
+class BeatResult(NamedTuple):
+    code: int
+    heartbeat_ms: str
+    active_ms: str
+    active_recently: str
+    open_sessions: str
+
+
+class GroupCommitter:
+    def __init__(self, redis: Redis, persist_interval: float, metrics: _Metrics) -> None:
+        self._redis = redis
+        self._persist_ms = str(int(persist_interval * 1000))
+        self._pending: list[tuple[Beat, asyncio.Future[BeatResult]]] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
+
+    def submit(self, beat: Beat) -> asyncio.Future[BeatResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BeatResult] = loop.create_future()
+        self._pending.append((beat, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_write)
+        return future
+
+    def _start_write(self) -> None:
+        batch, self._pending, self._scheduled = self._pending, [], False
+        task = asyncio.get_running_loop().create_task(self._write(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for writes under way (at shutdown)."""
+        while self._tasks or self._pending:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.sleep(0)
+
+    async def _write(self, batch: list[tuple[Beat, asyncio.Future[BeatResult]]]) -> None:
+        by_shard: dict[int, list[tuple[Beat, asyncio.Future[BeatResult]]]] = defaultdict(list)
+        for item in batch:
+            by_shard[item[0].shard].append(item)
+        calls = [self._script_call(shard, items) for shard, items in by_shard.items()]
+        groups = list(by_shard.values())
+        started = time.perf_counter()
+        try:
+            replies = await self._run(calls)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self._metrics.redis_latency.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(len(batch))
+        for items, reply in zip(groups, replies, strict=True):
+            if isinstance(reply, Exception):
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(reply)
+                continue
+            for n, (_, future) in enumerate(items):
+                if future.done():  # the request was cancelled (client went away)
+                    continue
+                r = reply[n * 5 : n * 5 + 5]  # type: ignore[index]
+                future.set_result(BeatResult(int(r[0]), *(v.decode() for v in r[1:])))
+
+    def _script_call(
+        self, shard: int, items: list[tuple[Beat, asyncio.Future[BeatResult]]]
+    ) -> tuple[list[str], list[str]]:
+        keys = [hotstore.dirty_key(shard)]
+        args = [str(now_ms()), self._persist_ms]
+        for beat, _ in items:
+            keys.append(beat.key)
+            args.extend(beat.args)
+        return keys, args
+
+    async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
+        pipe = self._redis.pipeline(transaction=False)
+        for keys, args in calls:
+            RECORD.queue(pipe, keys, args)
+        replies: list[object] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:  # Redis restarted or was flushed: load once, replay only those calls
+            await RECORD.load(self._redis)
+            pipe = self._redis.pipeline(transaction=False)
+            for i in missing:
+                RECORD.queue(pipe, *calls[i])
+            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies

@@ -1,0 +1,95 @@
+"""`POST /api/v1/workers/heartbeat`, Kubiya's contract: 204 only once Redis holds the beat."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.types import Receive, Scope, Send
+
+from ingest import errors
+from ingest.asgi_io import BodyTooLarge, bearer, is_json, read_body, send_response
+from ingest.group_commit import Beat
+from ingest.state import IngestState
+from shared import hotstore, typeid
+from shared.redis_conn import REDIS_DOWN
+from shared.timefmt import now_ms
+from shared.tokens import API_KEY_PREFIX, hash_secret, verify_worker_token
+from shared.wire import encoder, error_location, is_missing_field, kubiya_decoder
+
+CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+
+class KubiyaHeartbeatRoute:
+    def __init__(self, state: IngestState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        try:
+            body = await read_body(receive, state.settings.max_body_bytes)
+        except BodyTooLarge:
+            return await send_response(send, 413, errors.KUBIYA_TOO_LARGE)
+        if not is_json(scope):
+            invalid = errors.kubiya_invalid(["body"], "Content-Type must be application/json.",
+                                            "model_attributes_type")  # fmt: skip
+            return await send_response(send, 422, invalid)
+        try:
+            beat = kubiya_decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            message, path = error_location(exc)
+            if is_missing_field(exc):
+                message, kind = "Field required", "missing"
+            else:
+                kind = "value_error"
+            return await send_response(
+                send, 422, errors.kubiya_invalid(["body", *path], message, kind)
+            )
+        except msgspec.DecodeError:
+            invalid = errors.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
+            return await send_response(send, 422, invalid)
+
+        credential = bearer(scope)
+        version, org = "", ""
+        if credential is None:
+            state.metrics.rejected("unauthorized")
+            return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+        if credential.startswith(API_KEY_PREFIX):
+            try:
+                found = await state.api_key_org(hash_secret(credential))
+            except REDIS_DOWN:
+                state.metrics.rejected("unavailable")
+                return await send_response(send, 503, errors.KUBIYA_UNAVAILABLE, state.retry_after)
+            if found is None:
+                state.metrics.rejected("unauthorized")
+                return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+            org = found
+        else:
+            claim = verify_worker_token(state.settings.token_keys, credential)
+            if claim is None or claim.worker_id != beat.worker_id:
+                state.metrics.rejected("unauthorized")
+                return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+            version = str(claim.version)
+        if not typeid.is_valid(beat.worker_id, typeid.WORKER):
+            state.metrics.rejected("not_found")
+            return await send_response(send, 404, errors.KUBIYA_NOT_FOUND)
+
+        shard = hotstore.shard_of(beat.worker_id, state.settings.shards)
+        args = [
+            beat.worker_id, version, org, str(now_ms()), "", "", "", "",
+            "k", beat.status, str(beat.tasks_processed), beat.current_task_id or "",
+            beat.environment_name, encoder.encode(beat.worker_metadata).decode(),
+        ]  # fmt: skip
+        try:
+            result = await state.committer.submit(
+                Beat(shard, hotstore.worker_prefix(shard) + beat.worker_id, args)
+            )
+        except REDIS_DOWN:
+            state.metrics.rejected("unavailable")
+            return await send_response(send, 503, errors.KUBIYA_UNAVAILABLE, state.retry_after)
+        if result.code == 404:
+            state.metrics.rejected("not_found")
+            return await send_response(send, 404, errors.KUBIYA_NOT_FOUND)
+        if result.code == 401:
+            state.metrics.rejected("revoked")
+            return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+        state.metrics.accepted("kubiya")
+        await send_response(send, 204)

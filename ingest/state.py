@@ -1,0 +1,63 @@
+"""What the ingest routes share in one process: settings, Redis, the group committer, metrics."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from ingest.group_commit import GroupCommitter
+from shared import hotstore
+from shared.metrics import Counter, Histogram
+from shared.settings import Settings
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.beats_accepted = Counter("hb_beats_accepted_total", "Heartbeats stored in Redis.")
+        self.beats_rejected = Counter("hb_beats_rejected_total", "Heartbeats refused, by reason.")
+        self.batch_size = Histogram(
+            "hb_group_commit_batch_size", "Beats per group-commit round trip.",
+            (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )  # fmt: skip
+        self.redis_latency = Histogram(
+            "hb_redis_write_seconds", "Duration of one group-commit round trip to Redis.",
+            (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )  # fmt: skip
+
+    def accepted(self, contract: str) -> None:
+        self.beats_accepted.inc(contract=contract)
+
+    def rejected(self, reason: str) -> None:
+        self.beats_rejected.inc(reason=reason)
+
+
+class IngestState:
+    """Created with the app; `start` connects it when the lifespan begins."""
+
+    settings: Settings
+    redis: Redis
+    committer: GroupCommitter
+    retry_after: list[tuple[bytes, bytes]]
+
+    def __init__(self) -> None:
+        self.metrics = IngestMetrics()
+        self._api_keys: dict[str, tuple[str | None, float]] = {}
+
+    def start(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.committer = GroupCommitter(redis, settings.persist_interval, self.metrics)
+        self.retry_after = [(b"retry-after", str(settings.retry_after).encode())]
+
+    async def api_key_org(self, key_hash: str) -> str | None:
+        """The org of an API key; cached briefly so revocation reaches ingest within the TTL."""
+        now = time.monotonic()
+        cached = self._api_keys.get(key_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        org = await hotstore.api_key_org(self.redis, key_hash)
+        if len(self._api_keys) > 10_000:
+            self._api_keys.clear()
+        self._api_keys[key_hash] = (org, now + self.settings.apikey_cache_ttl)
+        return org

@@ -1,0 +1,1 @@
+"""What more than one service needs: settings, ids, tokens, wire schemas, storage contracts."""

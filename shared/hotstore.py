@@ -1,0 +1,220 @@
+"""The Redis storage contract: key names, shard hash tags and the Lua scripts all services share.
+
+One hash per worker holds the registry entry (org, token version) and the hot heartbeat fields.
+Every key of a shard carries the hash tag `{hb:N}`, so each script touches one cluster slot.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+
+from redis.asyncio import Redis
+
+# Hash fields of a worker. Short names: a million workers keep them a million times.
+F_ORG = "o"
+F_TOKEN_VERSION = "v"
+F_HEARTBEAT = "hb"  # last heartbeat, server-clamped, ms
+F_ACTIVE = "act"  # last active, ms
+F_ACTIVE_RECENTLY = "iar"  # "1" or "0"
+F_OPEN_SESSIONS = "osc"
+F_SKEW = "skew"  # client clock minus server clock at the newest beat, ms
+F_STATUS = "ks"  # Kubiya reported status
+F_TASKS = "kt"
+F_TASK_ID = "kc"
+F_ENVIRONMENT = "ke"
+F_METADATA = "km"  # JSON text
+F_PERSISTED = "p"  # the heartbeat ms that Postgres holds
+
+# What the flusher persists and the read API merges, in this order.
+LIVE_FIELDS = (
+    F_HEARTBEAT, F_ACTIVE, F_ACTIVE_RECENTLY, F_OPEN_SESSIONS, F_SKEW,
+    F_STATUS, F_TASKS, F_TASK_ID, F_ENVIRONMENT, F_METADATA,
+)  # fmt: skip
+
+API_KEYS = "hb:{apikeys}"
+
+
+def shard_of(worker_id: str, shards: int) -> int:
+    return zlib.crc32(worker_id.encode()) % shards
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{hb:{shard}}}"
+
+
+def worker_prefix(shard: int) -> str:
+    return f"{shard_tag(shard)}:w:"
+
+
+def worker_key(worker_id: str, shards: int) -> str:
+    return worker_prefix(shard_of(worker_id, shards)) + worker_id
+
+
+def dirty_key(shard: int) -> str:
+    return f"{shard_tag(shard)}:dirty"
+
+
+def inflight_key(shard: int) -> str:
+    return f"{shard_tag(shard)}:inflight"
+
+
+# Per beat ARGV stride of RECORD_HEARTBEATS.
+BEAT_ARGS = 13
+
+# KEYS: dirty set, then one worker hash per beat. ARGV: now ms, persist interval ms, then per beat
+# id, token version ('' = not checked), org ('' = not checked), heartbeat ms, active ms ('' = not
+# active), isActiveRecently ('1'/'0'/''), openSessionCount (''), skew (''), kind ('d' Den, 'k'
+# Kubiya), status, tasks, task id ('' = null), environment, metadata JSON.
+# Returns per beat: code (200/401/404), heartbeat, active ('' = null), active recently, sessions.
+RECORD_HEARTBEATS = """
+local now = ARGV[1]
+local persist = tonumber(ARGV[2])
+local out = {}
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local b = 3 + (i - 2) * 14
+  local cur = redis.call('HMGET', key, 'o', 'v', 'hb', 'act', 'iar', 'osc', 'p', 'ks', 'kc', 'ke')
+  if not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
+    out[#out + 1] = '404'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
+    out[#out + 1] = ''
+  elseif ARGV[b + 1] ~= '' and ARGV[b + 1] ~= cur[2] then
+    out[#out + 1] = '401'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
+    out[#out + 1] = ''
+  else
+    local set = {}
+    local hb, old_hb = ARGV[b + 3], cur[3]
+    local newest = (not old_hb) or tonumber(hb) >= tonumber(old_hb)
+    local meaningful = false
+    if newest then
+      set[#set + 1] = 'hb'; set[#set + 1] = hb
+    else
+      hb = old_hb
+    end
+    local act = cur[4]
+    if ARGV[b + 4] ~= '' and ((not act) or tonumber(ARGV[b + 4]) > tonumber(act)) then
+      act = ARGV[b + 4]
+      set[#set + 1] = 'act'; set[#set + 1] = act
+    end
+    local iar, osc = cur[5], cur[6]
+    if newest then
+      if ARGV[b + 5] ~= '' then
+        if ARGV[b + 5] ~= iar then meaningful = true end
+        iar = ARGV[b + 5]
+        set[#set + 1] = 'iar'; set[#set + 1] = iar
+      end
+      if ARGV[b + 6] ~= '' then
+        if ARGV[b + 6] ~= osc then meaningful = true end
+        osc = ARGV[b + 6]
+        set[#set + 1] = 'osc'; set[#set + 1] = osc
+      end
+      if ARGV[b + 7] ~= '' then set[#set + 1] = 'skew'; set[#set + 1] = ARGV[b + 7] end
+      if ARGV[b + 8] == 'k' then
+        if ARGV[b + 9] ~= cur[8] or ARGV[b + 11] ~= (cur[9] or '') or ARGV[b + 12] ~= cur[10] then
+          meaningful = true
+        end
+        set[#set + 1] = 'ks'; set[#set + 1] = ARGV[b + 9]
+        set[#set + 1] = 'kt'; set[#set + 1] = ARGV[b + 10]
+        set[#set + 1] = 'ke'; set[#set + 1] = ARGV[b + 12]
+        set[#set + 1] = 'km'; set[#set + 1] = ARGV[b + 13]
+        if ARGV[b + 11] == '' then
+          redis.call('HDEL', key, 'kc')
+        else
+          set[#set + 1] = 'kc'; set[#set + 1] = ARGV[b + 11]
+        end
+      end
+    end
+    if #set > 0 then redis.call('HSET', key, unpack(set)) end
+    if meaningful or tonumber(hb) - (tonumber(cur[7]) or 0) >= persist then
+      redis.call('ZADD', KEYS[1], 'NX', now, ARGV[b])
+    end
+    out[#out + 1] = '200'; out[#out + 1] = hb; out[#out + 1] = act or ''
+    out[#out + 1] = iar or ''; out[#out + 1] = osc or ''
+  end
+end
+return out
+""".replace("* 14", f"* {BEAT_ARGS + 1}")
+
+# KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
+# Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
+# Returns the lease expiry, then per claimed worker its id and LIVE_FIELDS (false = missing).
+CLAIM_DIRTY = """
+local now, lease, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(expired) do
+  redis.call('ZADD', KEYS[1], 'NX', now, id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
+local until_ms = now + lease
+local out = {tostring(until_ms)}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], until_ms, id)
+  out[#out + 1] = id
+  local h = redis.call('HMGET', prefix .. id, FIELDS)
+  for j = 1, #h do out[#out + 1] = h[j] or '' end
+end
+return out
+""".replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS))
+
+# KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then pairs of worker
+# id and the heartbeat ms now in Postgres. A lease re-claimed by another flusher is left alone.
+ACK_PERSISTED = """
+local lease, prefix = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', KEYS[1], id) == lease then redis.call('ZREM', KEYS[1], id) end
+  local key = prefix .. id
+  local p = redis.call('HGET', key, 'p')
+  if redis.call('EXISTS', key) == 1 and ((not p) or tonumber(ARGV[i + 1]) > tonumber(p)) then
+    redis.call('HSET', key, 'p', ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+
+async def register_worker(
+    redis: Redis, shards: int, worker_id: str, org_id: str, token_version: int
+) -> None:
+    """Create or update a worker's registry entry; beats for it are accepted from then on."""
+    key = worker_key(worker_id, shards)
+    await redis.execute_command("HSET", key, F_ORG, org_id, F_TOKEN_VERSION, str(token_version))
+
+
+async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
+    """Forget a deleted worker: ingest answers 404 for it from now on."""
+    shard = shard_of(worker_id, shards)
+    pipe = redis.pipeline(transaction=False)
+    pipe.delete(worker_prefix(shard) + worker_id)
+    pipe.zrem(dirty_key(shard), worker_id)
+    pipe.zrem(inflight_key(shard), worker_id)
+    await pipe.execute()
+
+
+async def register_api_key(redis: Redis, key_hash: str, org_id: str) -> None:
+    await redis.execute_command("HSET", API_KEYS, key_hash, org_id)
+
+
+async def revoke_api_key(redis: Redis, key_hash: str) -> None:
+    await redis.execute_command("HDEL", API_KEYS, key_hash)
+
+
+async def api_key_org(redis: Redis, key_hash: str) -> str | None:
+    org = await redis.execute_command("HGET", API_KEYS, key_hash)
+    return org.decode() if isinstance(org, bytes) else org
+
+
+def decode_fields(values: Sequence[bytes | str | None]) -> dict[str, str]:
+    """LIVE_FIELDS values as text, missing ones left out."""
+    out: dict[str, str] = {}
+    for name, value in zip(LIVE_FIELDS, values, strict=True):
+        if value is None or value == b"" or value == "":
+            continue
+        out[name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def all_shards(shards: int) -> Iterable[int]:
+    return range(shards)

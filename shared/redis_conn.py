@@ -1,0 +1,55 @@
+"""Connecting to Redis (one server or a cluster) and running the contract's Lua scripts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from shared.settings import Settings
+
+# What "Redis is unavailable" looks like to a caller; anything else is a bug and should surface.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
+    """A client whose stale connections reconnect once transparently after a Redis restart."""
+    common: dict[str, Any] = {
+        "socket_timeout": settings.redis_timeout,
+        "socket_connect_timeout": settings.redis_timeout,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": 0,
+    }
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **common)
+    return Redis.from_url(settings.redis_url, max_connections=max_connections, **common)
+
+
+class LuaScript:
+    """A script called by its precomputed SHA, loaded on first NOSCRIPT (e.g. after a restart)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def load(self, redis: Redis) -> None:
+        await redis.script_load(self.source)
+
+    async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        try:
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load(redis)
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -1,0 +1,50 @@
+"""Time on the wire: RFC 3339 UTC with `Z` and millisecond precision; integers of ms inside."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+# The date-time pattern of the Den contract, leap-year rule included (seconds are optional).
+DATE_TIME_PATTERN = (
+    r"^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29"
+    r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z))$"
+)
+_PARTS = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_ms(value: str) -> int:
+    """Milliseconds since the epoch of a string already matching DATE_TIME_PATTERN."""
+    m = _PARTS.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 UTC date-time: {value!r}")
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    millis = int((m.group(7) or "0")[:3].ljust(3, "0"))
+    days = (datetime(year, month, day, tzinfo=UTC) - _EPOCH).days
+    return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
+
+
+def format_ms(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms // 1000, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def format_dt(value: datetime) -> str:
+    return format_ms(to_ms(value))
+
+
+def to_ms(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
