@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ingest.asgi_io import send_response
 from ingest.den_route import DenHeartbeatRoute
 from ingest.kubiya_route import KubiyaHeartbeatRoute
 from ingest.state import IngestState
@@ -17,6 +21,49 @@ from shared import metrics
 from shared.http_errors import EXCEPTION_HANDLERS
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
+from shared.wire import encoder
+
+log = logging.getLogger("hb.ingest")
+
+DEN_PREFIX, DEN_SUFFIX = "/v1/workers/", "/activity-heartbeat"
+KUBIYA_PATH = "/api/v1/workers/heartbeat"
+INTERNAL_ERROR = encoder.encode(
+    {"error": "internal_error", "message": "An unexpected error occurred."}
+)
+
+
+class IngestApp(Starlette):
+    """Starlette, with the two heartbeat routes dispatched before its middleware and router.
+
+    Measured: skipping the error middleware and the route table for beats is worth ~10% of
+    throughput. The routes answer every error themselves; anything else still goes to Starlette.
+    """
+
+    def __init__(self, den: DenHeartbeatRoute, kubiya: KubiyaHeartbeatRoute, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._den = den
+        self._kubiya = kubiya
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path: str = scope["path"]
+            if path == KUBIYA_PATH:
+                return await _guarded(self._kubiya, scope, receive, send)
+            if path.startswith(DEN_PREFIX) and path.endswith(DEN_SUFFIX):
+                worker_id = path[len(DEN_PREFIX) : -len(DEN_SUFFIX)]
+                if worker_id and "/" not in worker_id:
+                    scope["path_params"] = {"id": worker_id}
+                    return await _guarded(self._den, scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+async def _guarded(route: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        await route(scope, receive, send)
+    except Exception:
+        log.exception("unhandled error on POST %s", scope["path"])
+        with contextlib.suppress(Exception):  # the response may already have started
+            await send_response(send, 500, INTERNAL_ERROR)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,14 +100,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         body = metrics.render([m.beats_accepted, m.beats_rejected, m.batch_size, m.redis_latency])
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
+    den, kubiya = DenHeartbeatRoute(state), KubiyaHeartbeatRoute(state)
     routes = [
-        Route("/v1/workers/{id}/activity-heartbeat", DenHeartbeatRoute(state), methods=["POST"]),
-        Route("/api/v1/workers/heartbeat", KubiyaHeartbeatRoute(state), methods=["POST"]),
+        Route(DEN_PREFIX + "{id}" + DEN_SUFFIX, den, methods=["POST"]),
+        Route(KUBIYA_PATH, kubiya, methods=["POST"]),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
     ]
-    return Starlette(
+    return IngestApp(
+        den,
+        kubiya,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,

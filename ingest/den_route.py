@@ -16,6 +16,7 @@ from shared.tokens import verify_worker_token
 from shared.wire import DenHeartbeatResponse, den_decoder, encoder, error_location
 
 ID_MESSAGE = "Expected a Den TypeID with 'wrk_' prefix and a 26-character base32 suffix."
+DEN_TOKEN_HEADER = b"x-den-worker-heartbeat-token"
 
 
 class DenHeartbeatRoute:
@@ -39,11 +40,17 @@ class DenHeartbeatRoute:
         except msgspec.ValidationError as exc:
             message, path = error_location(exc)
             return await send_response(send, 400, errors.den_invalid(message, path))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             message = "The request body is not valid JSON."
             return await send_response(send, 400, errors.den_invalid(message, []))
+        sessions = beat.openSessionCount
+        if type(sessions) is float:  # JSON Schema's integer includes 2.0; 2.5 is not one
+            if not sessions.is_integer():
+                invalid = errors.den_invalid("Expected `int`, got `float`", ["openSessionCount"])
+                return await send_response(send, 400, invalid)
+            sessions = int(sessions)
 
-        token = bearer(scope) or (header(scope, b"x-den-worker-heartbeat-token") or b"").decode()
+        token = bearer(scope) or (header(scope, DEN_TOKEN_HEADER) or b"").decode("latin-1")
         claim = verify_worker_token(state.settings.token_keys, token) if token else None
         if claim is None or claim.worker_id != worker_id:
             state.metrics.rejected("unauthorized")
@@ -59,8 +66,11 @@ class DenHeartbeatRoute:
         if beat.isActiveRecently:
             reported = beat.lastActivityAt
             at = parse_ms(reported) if isinstance(reported, str) else heartbeat
-            active = str(min(at, now))
-        sessions = beat.openSessionCount
+            if at > now:
+                if not skew:
+                    skew = str(at - now)
+                at = now
+            active = str(at)
         shard = hotstore.shard_of(worker_id, state.settings.shards)
         args = [
             worker_id, str(claim.version), "", str(heartbeat), active,

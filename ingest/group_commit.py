@@ -11,9 +11,10 @@ import time
 from collections import defaultdict
 from typing import NamedTuple, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError
 
+from ingest import resp
 from shared import hotstore
 from shared.metrics import Histogram
 from shared.redis_conn import LuaScript
@@ -110,6 +111,21 @@ class GroupCommitter:
         return keys, args
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
+        if isinstance(self._redis, RedisCluster):
+            return await self._run_pipeline(calls)
+        replies = await resp.send_all(self._redis, [resp.evalsha(RECORD.sha, *c) for c in calls])
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:  # Redis restarted or was flushed: load once, replay only those calls
+            await RECORD.load(self._redis)
+            again = await resp.send_all(
+                self._redis, [resp.evalsha(RECORD.sha, *calls[i]) for i in missing]
+            )
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _run_pipeline(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
+        """On a cluster, redis-py routes each script call to the node of its shard."""
         pipe = self._redis.pipeline(transaction=False)
         for keys, args in calls:
             RECORD.queue(pipe, keys, args)

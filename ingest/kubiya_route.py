@@ -43,7 +43,7 @@ class KubiyaHeartbeatRoute:
             return await send_response(
                 send, 422, errors.kubiya_invalid(["body", *path], message, kind)
             )
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             invalid = errors.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
             return await send_response(send, 422, invalid)
 

@@ -60,7 +60,7 @@ def inflight_key(shard: int) -> str:
 
 
 # Per beat ARGV stride of RECORD_HEARTBEATS.
-BEAT_ARGS = 13
+BEAT_ARGS = 14
 
 # KEYS: dirty set, then one worker hash per beat. ARGV: now ms, persist interval ms, then per beat
 # id, token version ('' = not checked), org ('' = not checked), heartbeat ms, active ms ('' = not
@@ -133,7 +133,7 @@ for i = 2, #KEYS do
   end
 end
 return out
-""".replace("* 14", f"* {BEAT_ARGS + 1}")
+""".replace("* 14", f"* {BEAT_ARGS}")
 
 # KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
 # Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.

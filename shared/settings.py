@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,8 @@ def _seconds(name: str, raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{PREFIX}{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{PREFIX}{name} must be a finite number of seconds, got {raw!r}")
     if value <= 0:
         raise SettingsError(f"{PREFIX}{name} must be greater than 0, got {raw!r}")
     return value

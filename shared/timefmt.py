@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,8 @@ DATE_TIME_PATTERN = (
 )
 _PARTS = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# 0001-01-01T00:00:00Z. The pattern admits year 0000, which datetime (so asyncpg) can't hold.
+MIN_MS = -62_135_596_800_000
 
 
 def now_ms() -> int:
@@ -26,6 +29,8 @@ def parse_ms(value: str) -> int:
     if m is None:
         raise ValueError(f"not an RFC 3339 UTC date-time: {value!r}")
     year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    if year == 0:
+        return MIN_MS
     second = int(m.group(6) or 0)
     millis = int((m.group(7) or "0")[:3].ljust(3, "0"))
     days = (datetime(year, month, day, tzinfo=UTC) - _EPOCH).days
@@ -33,8 +38,17 @@ def parse_ms(value: str) -> int:
 
 
 def format_ms(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms // 1000, UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    return f"{_format_second(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+# Every heartbeat response formats times of the last few seconds: cache their text.
+@functools.lru_cache(maxsize=4096)
+def _format_second(second: int) -> str:
+    dt = datetime.fromtimestamp(second, UTC)
+    # Field by field: strftime's %Y does not zero-pad years before 1000 on every platform.
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    )
 
 
 def format_dt(value: datetime) -> str:

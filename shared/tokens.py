@@ -32,6 +32,9 @@ def issue_worker_token(keys: dict[str, bytes], kid: str, worker_id: str, version
 
 def verify_worker_token(keys: dict[str, bytes], token: str) -> WorkerClaim | None:
     """The claim of a well-signed token, or None; revocation is the registry's check."""
+    # Headers arrive as latin-1; a non-ASCII token is forged, and compare_digest refuses it.
+    if not token.isascii():
+        return None
     parts = token.split(".")
     if len(parts) != 5 or parts[0] != WORKER_TOKEN_PREFIX:
         return None
@@ -40,6 +43,8 @@ def verify_worker_token(keys: dict[str, bytes], token: str) -> WorkerClaim | Non
     if key is None or not version_text.isdigit() or len(version_text) > 9:
         return None
     version = int(version_text)
+    if version_text != str(version):  # one spelling per token: "03" is not version 3
+        return None
     if not hmac.compare_digest(_sign(key, worker_id, version), signature):
         return None
     return WorkerClaim(worker_id, version)

@@ -12,6 +12,8 @@ from shared.timefmt import DATE_TIME_PATTERN
 MAX_SAFE_INTEGER = 9007199254740991
 
 DateTime = Annotated[str, msgspec.Meta(pattern=DATE_TIME_PATTERN)]
+_SESSION_BOUNDS = msgspec.Meta(ge=0, le=MAX_SAFE_INTEGER)
+SessionCount = Annotated[int, _SESSION_BOUNDS]
 
 
 class DenHeartbeat(msgspec.Struct, forbid_unknown_fields=False):
@@ -20,9 +22,10 @@ class DenHeartbeat(msgspec.Struct, forbid_unknown_fields=False):
     isActiveRecently: bool
     sentAt: DateTime | msgspec.UnsetType = msgspec.UNSET
     lastActivityAt: DateTime | msgspec.UnsetType | None = msgspec.UNSET
-    openSessionCount: (
-        Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INTEGER)] | msgspec.UnsetType
-    ) = msgspec.UNSET
+    # A float is admitted so that 2.0 (an integer to JSON Schema) passes; the route rejects 2.5.
+    openSessionCount: SessionCount | Annotated[float, _SESSION_BOUNDS] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class DenHeartbeatResponse(msgspec.Struct):
@@ -55,7 +58,8 @@ _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 
 def error_location(err: msgspec.ValidationError) -> tuple[str, list[str | int]]:
     """Split msgspec's message into the bare message and the path of the offending field."""
-    text = str(err)
+    # openSessionCount admits floats only so that 2.0 counts as an integer; say what is wanted.
+    text = str(err).replace("`int | float`", "`int`")
     path: list[str | int] = []
     m = _AT.search(text)
     if m:

@@ -1,0 +1,98 @@
+"""Org API keys: create (the secret is shown once), list (never the secret), revoke.
+
+Managing keys needs a signed-in user (a session): a leaked key must not be able to mint more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import admin, errors
+from api.auth import require_caller
+from api.bodies import create_api_key_decoder
+from api.http import JSON, BodyError, decode_body
+from api.state import ApiState
+from api.worker_page import Caller
+from api.workers_manage import PENDING
+from shared import hotstore, typeid
+from shared.timefmt import format_dt
+from shared.tokens import hash_secret
+
+SESSION_ONLY = "API keys are managed by a signed-in user: use a session token (Bearer)."
+KEY_COLUMNS = "id, name, created_by_user_id, created_at, revoked_at"
+
+
+def api_key_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "createdByUserId": row["created_by_user_id"],
+        "createdAt": format_dt(row["created_at"]),
+        "revokedAt": format_dt(row["revoked_at"]) if row["revoked_at"] else None,
+    }
+
+
+async def _session_caller(request: Request, state: ApiState) -> Caller | Response:
+    caller = await require_caller(request, state.pool)
+    if caller is None:
+        return errors.unauthorized()
+    if caller.user_id is None:
+        return errors.forbidden(SESSION_ONLY)
+    return caller
+
+
+async def create_api_key(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    caller = await _session_caller(request, state)
+    if isinstance(caller, Response):
+        return caller
+    try:
+        body = await decode_body(request, create_api_key_decoder, state.settings.max_body_bytes)
+    except BodyError as exc:
+        return exc.response
+    key_id, secret = await admin.insert_api_key(
+        state.pool, caller.org_id, body.name.strip(), caller.user_id
+    )
+    synced = await admin.sync_registry(
+        hotstore.register_api_key(state.redis, hash_secret(secret), caller.org_id),
+        f"API key {key_id}",
+    )
+    row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    return JSON(
+        {"apiKey": api_key_json(row), "secret": secret},
+        status_code=201,
+        headers=None if synced else PENDING,
+    )
+
+
+async def list_api_keys(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    caller = await _session_caller(request, state)
+    if isinstance(caller, Response):
+        return caller
+    rows = await state.pool.fetch(
+        f"SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
+        caller.org_id,
+    )
+    return JSON({"apiKeys": [api_key_json(row) for row in rows]})
+
+
+async def revoke_api_key(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    key_id: str = request.path_params["id"]
+    if not typeid.is_valid(key_id, typeid.API_KEY):
+        return errors.invalid_id(typeid.API_KEY)
+    caller = await _session_caller(request, state)
+    if isinstance(caller, Response):
+        return caller
+    key_hash = await admin.revoke_api_key_row(state.pool, caller.org_id, key_id)
+    if key_hash is None:
+        return errors.not_found("api_key_not_found", "API key not found.")
+    synced = await admin.sync_registry(
+        hotstore.revoke_api_key(state.redis, key_hash), f"revocation of {key_id}"
+    )
+    return Response(status_code=204, headers=None if synced else PENDING)

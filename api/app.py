@@ -1,0 +1,78 @@
+"""The read and management API: `uvicorn api.app:app`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api import api_keys, errors, workers_manage, workers_read
+from api.state import ApiState
+from shared.http_errors import EXCEPTION_HANDLERS
+from shared.redis_conn import REDIS_DOWN
+from shared.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    state = ApiState()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start(settings or load_settings())
+        app.state.api = state
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    async def postgres_down(request: Request, exc: Exception) -> Response:
+        return errors.postgres_unavailable(state.settings.retry_after)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        problems = []
+        try:
+            await state.pool.fetchval("SELECT 1")
+        except errors.POSTGRES_DOWN:
+            problems.append("Postgres is unreachable.")
+        try:
+            await state.redis.ping()
+        except REDIS_DOWN:
+            problems.append("Redis is unreachable (reads fall back to durable data).")
+        if problems:
+            return JSONResponse(
+                {"status": "unavailable", "message": " ".join(problems)},
+                status_code=503,
+                headers={"Retry-After": str(state.settings.retry_after)},
+            )
+        return JSONResponse({"status": "ready"})
+
+    routes = [
+        Route("/v1/workers", workers_read.list_workers, methods=["GET"]),
+        Route("/v1/workers", workers_manage.create_worker, methods=["POST"]),
+        Route("/v1/workers/{id}", workers_read.get_worker, methods=["GET"]),
+        Route("/v1/workers/{id}", workers_manage.delete_worker, methods=["DELETE"]),
+        Route(
+            "/v1/workers/{id}/heartbeat-token",
+            workers_manage.rotate_heartbeat_token,
+            methods=["POST"],
+        ),
+        Route("/v1/api-keys", api_keys.list_api_keys, methods=["GET"]),
+        Route("/v1/api-keys", api_keys.create_api_key, methods=["POST"]),
+        Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),
+        Route("/health", health),
+        Route("/ready", ready),
+    ]
+    handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
+    handlers.update(dict.fromkeys(errors.POSTGRES_DOWN, postgres_down))
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+
+
+app = create_app()

@@ -1,0 +1,27 @@
+"""Request bodies of the management routes: the Struct is the schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class CreateWorker(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    description: Text | None = None
+    destination: Literal["local", "cloud"] = "local"
+    imageVersion: Text | None = None
+    workspacePath: Text | None = None
+    sandboxBackend: Text | None = None
+
+
+class CreateApiKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+
+
+create_worker_decoder = msgspec.json.Decoder(CreateWorker)
+create_api_key_decoder = msgspec.json.Decoder(CreateApiKey)

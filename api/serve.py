@@ -1,0 +1,24 @@
+"""`hb api`: serve the read and management API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from shared.settings import load_settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    load_settings()  # fail fast with a message that names the bad variable
+    uvicorn.run(
+        "api.app:app", host=args.host, port=args.port, workers=args.workers,
+        loop="uvloop", http="httptools", access_log=False, log_level="warning",
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,70 @@
+"""What the API's routes share in one process: settings, the Postgres pool and Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from redis.asyncio import Redis
+
+from api.live_state import read_live_fields
+from shared.redis_conn import REDIS_DOWN, connect_redis
+from shared.settings import Settings
+
+log = logging.getLogger("hb.api")
+
+# Seconds to wait for a new Postgres connection before answering 503.
+CONNECT_TIMEOUT = 5.0
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """The API keeps no session state (no LISTEN, locks or SET), so the pool's default reset
+    statement would only add a round trip to every request; an open transaction still ends."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+class ApiState:
+    """Created with the app; `start` connects it when the lifespan begins."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: Redis
+
+    def __init__(self) -> None:
+        self._redis_down = False
+
+    async def start(self, settings: Settings) -> None:
+        self.settings = settings
+        # No connection at start: the API comes up (and answers 503) while Postgres is down.
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=0, max_size=10,
+            timeout=CONNECT_TIMEOUT, command_timeout=30, reset=_reset,
+        )  # fmt: skip
+        assert pool is not None
+        self.pool = pool
+        self.redis = connect_redis(settings, max_connections=32)
+
+    async def stop(self) -> None:
+        await self.redis.aclose()
+        await self.pool.close()
+
+    @property
+    def stale_bound(self) -> float:
+        """How old durable heartbeat data can be: a beat is persisted within this many seconds."""
+        return self.settings.persist_interval + self.settings.flush_interval
+
+    async def live_fields(self, worker_ids: Sequence[str]) -> list[dict[str, str]] | None:
+        """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
+        try:
+            fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
+        except REDIS_DOWN as exc:
+            if not self._redis_down:
+                log.warning("Redis unreachable (%s); serving durable heartbeat data only", exc)
+            self._redis_down = True
+            return None
+        if self._redis_down:
+            log.warning("Redis reachable again; serving merged heartbeat data")
+            self._redis_down = False
+        return fields

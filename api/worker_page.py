@@ -1,0 +1,147 @@
+"""The Postgres side of the read routes: one statement per page, caller check included.
+
+The caller's credential is resolved in the same statement as the page (a CTE), so a list or
+detail read costs one round trip to Postgres: no row at all means the credential is not valid;
+a row whose worker columns are null means the caller's organization has no (such) worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import asyncpg
+
+from shared import typeid
+
+CALLER = """
+WITH caller AS (
+    SELECT org_id, user_id FROM sessions
+     WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    UNION ALL
+    SELECT org_id, NULL FROM api_keys WHERE key_hash = $2 AND revoked_at IS NULL
+    LIMIT 1
+)"""
+
+WORKER_COLUMNS = """
+    w.id, w.org_id, w.created_by_user_id, w.name, w.description, w.destination::text,
+    w.status::text, w.image_version, w.workspace_path, w.sandbox_backend, w.created_at,
+    w.updated_at, w.last_heartbeat_at, w.last_active_at, w.is_active_recently,
+    w.open_session_count, w.clock_skew_ms, w.reported_status, w.tasks_processed,
+    w.current_task_id, w.environment_name, w.worker_metadata::text"""
+
+# The worker lateral yields nothing for a caller without (matching) workers, so the instance
+# lateral's join key is null and the caller row still comes back once.
+SELECT_PAGE = f"""{CALLER}
+SELECT c.org_id AS caller_org_id, c.user_id AS caller_user_id, w.*,
+       i.provider AS instance_provider, i.region AS instance_region, i.url AS instance_url,
+       i.status AS instance_status, i.created_at AS instance_created_at,
+       i.updated_at AS instance_updated_at
+  FROM caller c
+  LEFT JOIN LATERAL (
+    SELECT {WORKER_COLUMNS}
+      FROM workers w
+     WHERE w.org_id = c.org_id AND w.deleted_at IS NULL {{condition}}
+     ORDER BY w.created_at DESC, w.id DESC
+     LIMIT {{limit}}
+  ) w ON true
+  LEFT JOIN LATERAL (
+    SELECT provider, region, url, status, created_at, updated_at
+      FROM worker_instances
+     WHERE worker_id = w.id
+     ORDER BY created_at DESC, id DESC
+     LIMIT 1
+  ) i ON true
+ ORDER BY w.created_at DESC, w.id DESC
+"""
+
+FIRST_PAGE = SELECT_PAGE.format(condition="", limit="$3")
+NEXT_PAGE = SELECT_PAGE.format(condition="AND (w.created_at, w.id) < ($4, $5)", limit="$3")
+ONE_WORKER = SELECT_PAGE.format(condition="AND w.id = $3", limit="1")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Cursor(NamedTuple):
+    """The last row of a page: the next page starts strictly after it."""
+
+    created_at: datetime
+    worker_id: str
+
+
+class MalformedCursor(ValueError):
+    pass
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    # Microseconds, so rows created within the same millisecond are neither skipped nor repeated.
+    micros = (cursor.created_at - _EPOCH) // _MICROSECOND
+    raw = f"{micros}.{cursor.worker_id}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise MalformedCursor from None
+    micros, _, worker_id = raw.partition(".")
+    if not micros.isdigit() or len(micros) > 18 or not typeid.is_valid(worker_id, typeid.WORKER):
+        raise MalformedCursor
+    try:
+        return Cursor(_EPOCH + int(micros) * _MICROSECOND, worker_id)
+    except OverflowError:
+        raise MalformedCursor from None
+
+
+class Credential(NamedTuple):
+    """Hashes of the presented secrets; at most one of them is set."""
+
+    session_hash: str | None
+    api_key_hash: str | None
+
+
+async def fetch_page(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    credential: Credential,
+    limit: int,
+    after: Cursor | None,
+) -> list[asyncpg.Record]:
+    """Up to `limit` rows of the caller's workers; empty when the credential is not valid."""
+    args = (credential.session_hash, credential.api_key_hash, limit)
+    if after is None:
+        return await conn.fetch(FIRST_PAGE, *args)
+    return await conn.fetch(NEXT_PAGE, *args, after.created_at, after.worker_id)
+
+
+async def fetch_worker(
+    conn: asyncpg.Connection | asyncpg.Pool, credential: Credential, worker_id: str
+) -> asyncpg.Record | None:
+    """The caller's row with the worker's columns (null when the org has no such live worker),
+    or None when the credential is not valid."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        ONE_WORKER, credential.session_hash, credential.api_key_hash, worker_id
+    )
+    return row
+
+
+class Caller(NamedTuple):
+    org_id: str
+    user_id: str | None  # None for an API key
+
+
+async def authenticate(
+    conn: asyncpg.Connection | asyncpg.Pool, credential: Credential
+) -> Caller | None:
+    row = await conn.fetchrow(
+        f"{CALLER} SELECT org_id, user_id FROM caller",
+        credential.session_hash, credential.api_key_hash,
+    )  # fmt: skip
+    return None if row is None else Caller(row["org_id"], row["user_id"])
+
+
+def caller_of(row: asyncpg.Record) -> Caller:
+    return Caller(row["caller_org_id"], row["caller_user_id"])

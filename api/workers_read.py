@@ -1,0 +1,104 @@
+"""`GET /v1/workers` and `GET /v1/workers/{id}` (Den), merged with the fresh Redis fields."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import credential_of
+from api.http import JSON
+from api.live_state import instance_json, merge_live_state, worker_json
+from api.state import ApiState
+from api.worker_page import (
+    Cursor,
+    MalformedCursor,
+    caller_of,
+    decode_cursor,
+    encode_cursor,
+    fetch_page,
+    fetch_worker,
+)
+from shared import typeid
+from shared.timefmt import now_ms
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 50
+_DIGITS = re.compile(r"\d{1,6}")
+
+DEGRADED_HEADER = "X-Heartbeat-Data"
+
+
+def degraded_headers(state: ApiState) -> dict[str, str]:
+    bound = f"{state.stale_bound:g}"
+    return {
+        DEGRADED_HEADER: "durable-only",
+        "Warning": f'199 hb-api "Heartbeat store unavailable; heartbeat fields may be up to '
+        f'{bound}s old"',
+    }
+
+
+async def list_workers(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    raw_limit = request.query_params.get("limit")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            return errors.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
+        limit = int(raw_limit)
+    after: Cursor | None = None
+    raw_cursor = request.query_params.get("cursor")
+    if raw_cursor:
+        try:
+            after = decode_cursor(raw_cursor)
+        except MalformedCursor:
+            return errors.invalid("Malformed cursor; pass back a nextCursor as is.", ["cursor"])
+    credential = credential_of(request)
+    if credential is None:
+        return errors.unauthorized()
+
+    # One more row than asked tells whether there is a next page.
+    rows = await fetch_page(state.pool, credential, limit + 1, after)
+    if not rows:
+        return errors.unauthorized()
+    caller = caller_of(rows[0])
+    rows = [row for row in rows if row["id"] is not None]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(Cursor(rows[-1]["created_at"], rows[-1]["id"]))
+
+    live = await state.live_fields([row["id"] for row in rows])
+    now = now_ms()
+    workers = []
+    for i, row in enumerate(rows):
+        merged = merge_live_state(row, live[i] if live is not None else {})
+        worker = worker_json(row, merged, caller.user_id, now, state.settings)
+        worker["instance"] = instance_json(row)
+        workers.append(worker)
+    headers = degraded_headers(state) if live is None else None
+    return JSON({"workers": workers, "nextCursor": next_cursor}, headers=headers)
+
+
+async def get_worker(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    worker_id: str = request.path_params["id"]
+    if not typeid.is_valid(worker_id, typeid.WORKER):
+        return errors.invalid_id(typeid.WORKER)
+    credential = credential_of(request)
+    if credential is None:
+        return errors.unauthorized()
+
+    row = await fetch_worker(state.pool, credential, worker_id)
+    if row is None:
+        return errors.unauthorized()
+    # Another organization's worker is indistinguishable from a missing one.
+    if row["id"] is None:
+        return errors.worker_not_found()
+    live = await state.live_fields([worker_id])
+    merged = merge_live_state(row, live[0] if live is not None else {})
+    worker = worker_json(row, merged, caller_of(row).user_id, now_ms(), state.settings)
+    headers = degraded_headers(state) if live is None else None
+    return JSON({"worker": worker, "instance": instance_json(row)}, headers=headers)

@@ -1,0 +1,39 @@
+"""`python -m bench <figure>`: run one benchmark figure and print its table."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.load import WrkMissing
+from bench.servers import TimeLimitExceeded
+
+FIGURES = {
+    "ingest": ("bench.ingest_figure", "beats/s and latency of ingest vs bare Starlette (wrk)"),
+    "memory": ("bench.memory_figure", "Redis bytes per worker"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    for name, (module_name, help_text) in FIGURES.items():
+        module = importlib.import_module(module_name)
+        module.configure(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    module = importlib.import_module(FIGURES[args.figure][0])
+    try:
+        return int(module.run(args))
+    except WrkMissing as exc:
+        print(f"bench {args.figure}: {exc}", file=sys.stderr)
+        return 2
+    except TimeLimitExceeded as exc:
+        print(f"bench {args.figure}: stopped: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Ingest throughput: Den beats from wrk against bare Starlette (a) and the real ingest app (b)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from redis import Redis
+
+from bench import load, report
+from bench.fleet import new_fleet, register_fleet
+from bench.servers import (
+    TOKEN_KEYS,
+    embedded_redis,
+    server_env,
+    time_limit,
+    uvicorn,
+    workdir,
+)
+from shared import hotstore
+from shared.settings import Settings
+
+ROUTE = "/v1/workers/{id}/activity-heartbeat"
+BODY = '{"isActiveRecently":true,"openSessionCount":1}'
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=10_000, help="distinct registered workers")
+    parser.add_argument("--runs", type=int, default=3, help="runs per app (median reported)")
+    parser.add_argument("--seconds", type=int, default=10, help="length of one run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per app")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--shards", type=int, default=Settings.shards, help="HB_SHARDS")
+
+
+def run(args: argparse.Namespace) -> int:
+    load.wrk_binary()  # before starting anything: a missing wrk says how to install it
+    budget = 120 + 2 * (args.runs * args.seconds + args.warmup + 5)
+    with time_limit(budget), contextlib.ExitStack() as stack:
+        directory = stack.enter_context(workdir())
+        redis_url = stack.enter_context(embedded_redis(directory))
+        fleet = new_fleet(args.workers, TOKEN_KEYS)
+        register_fleet(redis_url, fleet, args.shards)
+        script = directory / "beats.lua"
+        script.write_text(load.heartbeat_script(fleet.worker_ids, fleet.tokens, BODY))
+
+        env = server_env(redis_url, HB_SHARDS=str(args.shards))
+        apps = {
+            "a: bare Starlette, 204": stack.enter_context(
+                uvicorn("bench.reference_app:app", env)
+            ),
+            "b: ingest app + Redis": stack.enter_context(uvicorn("ingest.app:app", env)),
+        }
+
+        def hit(name: str, seconds: int) -> load.LoadResult:
+            return load.run_wrk(
+                apps[name].base_url, script, seconds, args.connections, args.threads
+            )
+
+        for name in apps:
+            hit(name, args.warmup)
+        results: dict[str, list[load.LoadResult]] = {name: [] for name in apps}
+        for _ in range(args.runs):
+            for name in apps:  # alternate, so both see the same noise
+                results[name].append(hit(name, args.seconds))
+        stored = _workers_with_a_beat(redis_url, fleet.worker_ids, args.shards)
+
+    rows = []
+    for name, runs in results.items():
+        rows.append([
+            name,
+            report.median([r.requests_per_s for r in runs]),
+            report.median([r.p50_ms for r in runs]),
+            report.median([r.p99_ms for r in runs]),
+            sum(r.non2xx + r.socket_errors for r in runs),
+        ])  # fmt: skip
+    reference, ingest = (results[name] for name in apps)
+    ratios = [b.requests_per_s / a.requests_per_s for a, b in zip(reference, ingest, strict=True)]
+    ratio = float(rows[1][1]) / float(rows[0][1])
+    rows.append(["ratio b/a", ratio, "", "", ""])
+    report.print_figure(
+        f"ingest: Den beats over {args.workers:,} workers, {args.connections} connections, "
+        f"median of {args.runs} x {args.seconds} s",
+        ["app", "beats/s", "p50 ms", "p99 ms", "non-2xx"],
+        rows,
+    )
+    print("per-run ratios b/a: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"workers whose beat Redis holds: {stored:,} of {args.workers:,}")
+    print(report.NOISE_NOTE)
+    return 0
+
+
+def _workers_with_a_beat(redis_url: str, worker_ids: list[str], shards: int) -> int:
+    client = Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hexists(hotstore.worker_key(worker_id, shards), hotstore.F_HEARTBEAT)
+        return sum(1 for present in pipe.execute() if present)
+    finally:
+        client.close()

@@ -1,0 +1,93 @@
+"""Reads survive Redis being down (durable data, said so in headers); Postgres down is a 503."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from api import admin
+from api.app import create_app
+from tests.conftest import asgi_client
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def api_without_redis(settings):
+    dead = replace(settings, redis_url=f"redis://127.0.0.1:{unused_port()}/0", redis_timeout=0.5)
+    async for client in asgi_client(create_app(dead)):
+        yield client
+
+
+@pytest.fixture
+async def api_without_postgres(settings):
+    dead = replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{unused_port()}/x")
+    async for client in asgi_client(create_app(dead)):
+        yield client
+
+
+async def test_redis_down_serves_durable_values_and_says_so(
+    api_without_redis, pool, redis, settings, tenant
+):
+    worker_id, _ = await admin.create_worker(pool, redis, settings, tenant.org_id, "w")
+    persisted = datetime(2025, 5, 5, 5, 5, 5, 5000, tzinfo=UTC)
+    await pool.execute(
+        "UPDATE workers SET last_heartbeat_at = $2, open_session_count = 3 WHERE id = $1",
+        worker_id, persisted,
+    )  # fmt: skip
+
+    for path in ("/v1/workers", f"/v1/workers/{worker_id}"):
+        r = await api_without_redis.get(path, headers=tenant.as_user)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Heartbeat-Data"] == "durable-only"
+        assert r.headers["Warning"].startswith("199 ")
+        assert "65s old" in r.headers["Warning"]  # persist interval + flush interval
+        body = r.json()
+        worker = body["workers"][0] if "workers" in body else body["worker"]
+        assert worker["lastHeartbeatAt"] == "2025-05-05T05:05:05.005Z"
+        assert worker["openSessionCount"] == 3
+
+
+async def test_with_redis_up_there_is_no_degraded_header(api, tenant):
+    r = await api.get("/v1/workers", headers=tenant.as_user)
+    assert "X-Heartbeat-Data" not in r.headers
+
+
+async def test_writes_with_redis_down_stand_in_postgres_and_say_the_registry_is_pending(
+    api_without_redis, pool, tenant
+):
+    r = await api_without_redis.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
+
+    assert r.status_code == 201
+    assert r.headers["X-Registry-Sync"] == "pending"
+    worker_id = r.json()["worker"]["id"]
+    assert await pool.fetchval("SELECT count(*) FROM workers WHERE id = $1", worker_id) == 1
+    rotated = await api_without_redis.post(
+        f"/v1/workers/{worker_id}/heartbeat-token", headers=tenant.as_user
+    )
+    assert (rotated.status_code, rotated.headers["X-Registry-Sync"]) == (200, "pending")
+
+
+async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenant):
+    requests = [
+        ("GET", "/v1/workers"),
+        ("GET", "/v1/workers/wrk_01jqz3k5m2a8b9c0d1e2f3g4h5"),
+        ("POST", "/v1/workers"),
+        ("GET", "/v1/api-keys"),
+    ]
+    for method, path in requests:
+        r = await api_without_postgres.request(
+            method, path, json={"name": "w"} if method == "POST" else None, headers=tenant.as_key
+        )
+        assert r.status_code == 503, (path, r.text)
+        assert r.json()["error"] == "unavailable"
+        assert r.headers["Retry-After"] == "1"
+    assert (await api_without_postgres.get("/ready")).status_code == 503
+    assert (await api_without_postgres.get("/health")).status_code == 200

@@ -1,0 +1,124 @@
+"""Group commit: concurrent beats share Redis round trips, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from ingest.app import create_app
+from shared import hotstore
+from shared.settings import Settings
+from shared.timefmt import format_ms, now_ms
+from tests.conftest import asgi_client, register
+
+
+@pytest.fixture
+async def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in asgi_client(app):
+        yield c
+
+
+async def test_concurrent_beats_are_all_answered_and_the_maxima_stored(
+    app, client, redis, settings
+):
+    rng = random.Random(7)
+    workers = [await register(redis, settings) for _ in range(100)]
+    base = now_ms() - 3_600_000  # in the past, so clamping to receive time never applies
+    beats = []
+    for worker in workers:
+        # Distinct times per worker so "the newest beat" is unambiguous.
+        for offset in rng.sample(range(1_000_000), 10):
+            activity = base + offset - rng.randrange(1_000)
+            beats.append(
+                (
+                    worker,
+                    {
+                        "isActiveRecently": rng.random() < 0.5,
+                        "sentAt": format_ms(base + offset),
+                        "lastActivityAt": format_ms(activity),
+                        "openSessionCount": rng.randrange(1_000),
+                    },
+                )
+            )
+    rng.shuffle(beats)
+
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/workers/{worker.id}/activity-heartbeat",
+                json=body,
+                headers={"Authorization": f"Bearer {worker.token}"},
+            )
+            for worker, body in beats
+        )
+    )
+
+    assert [r.status_code for r in responses] == [200] * len(beats)
+    for (worker, _), r in zip(beats, responses, strict=True):
+        assert r.json()["workerId"] == worker.id
+    for worker in workers:
+        sent = [body for w, body in beats if w is worker]
+        newest = max(sent, key=lambda body: body["sentAt"])
+        active = [body["lastActivityAt"] for body in sent if body["isActiveRecently"]]
+        raw = await redis.hgetall(hotstore.worker_key(worker.id, settings.shards))
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        assert format_ms(int(fields[hotstore.F_HEARTBEAT])) == newest["sentAt"]
+        assert fields[hotstore.F_OPEN_SESSIONS] == str(newest["openSessionCount"])
+        assert fields[hotstore.F_ACTIVE_RECENTLY] == ("1" if newest["isActiveRecently"] else "0")
+        if active:
+            assert format_ms(int(fields[hotstore.F_ACTIVE])) == max(active)
+        else:
+            assert hotstore.F_ACTIVE not in fields
+    batch_size = app.state.ingest.metrics.batch_size
+    assert batch_size.sum == len(beats)
+    assert batch_size.total < len(beats)
+
+
+async def test_concurrent_beats_share_round_trips_as_the_metrics_show(client, redis, settings):
+    workers = [await register(redis, settings) for _ in range(20)]
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/workers/{worker.id}/activity-heartbeat",
+                json={"isActiveRecently": True},
+                headers={"Authorization": f"Bearer {worker.token}"},
+            )
+            for worker in workers
+        )
+    )
+    assert {r.status_code for r in responses} == {200}
+    text = (await client.get("/metrics")).text
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert float(samples["hb_group_commit_batch_size_sum"]) == len(workers)
+    assert float(samples["hb_group_commit_batch_size_count"]) < len(workers)
+
+
+async def test_a_failing_beat_does_not_fail_its_batch(client, redis, settings):
+    """Unknown, revoked and valid beats in one round trip each get their own answer."""
+    good, revoked = await register(redis, settings), await register(redis, settings)
+    await hotstore.register_worker(redis, settings.shards, revoked.id, revoked.org_id, 2)
+    gone = await register(redis, settings)
+    await hotstore.unregister_worker(redis, settings.shards, gone.id)
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/workers/{w.id}/activity-heartbeat",
+                json={"isActiveRecently": True},
+                headers={"Authorization": f"Bearer {w.token}"},
+            )
+            for w in (good, revoked, gone, good)
+        )
+    )
+    assert [r.status_code for r in responses] == [200, 401, 404, 200]
