@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import api_keys, errors, workers_manage, workers_read
+from api import api_keys, errors, flush_metrics, workers_manage, workers_read
+from api.openapi import api_document
 from api.state import ApiState
 from shared.http_errors import EXCEPTION_HANDLERS
+from shared.openapi import openapi_endpoint
 from shared.redis_conn import REDIS_DOWN
 from shared.settings import Settings, load_settings
 
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),
         Route("/health", health),
         Route("/ready", ready),
+        Route("/metrics", flush_metrics.metrics_endpoint),
+        Route("/openapi.json", openapi_endpoint(api_document)),
     ]
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
     handlers.update(dict.fromkeys(errors.POSTGRES_DOWN, postgres_down))

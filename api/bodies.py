@@ -6,8 +6,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
-Text = Annotated[str, msgspec.Meta(max_length=2000)]
+# Postgres text cannot hold NUL characters: refuse them here (400) rather than fail the INSERT.
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+]
+Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^[^\x00]*$")]
 
 
 class CreateWorker(msgspec.Struct, forbid_unknown_fields=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 from redis import Redis
 
 from shared import hotstore, typeid
@@ -40,3 +41,61 @@ def register_fleet(redis_url: str, fleet: Fleet, shards: int) -> None:
             pipe.execute()
     finally:
         client.close()
+
+
+def den_beat_args(worker_id: str, heartbeat_ms: int) -> list[str]:
+    """RECORD_HEARTBEATS arguments of one active Den beat with one open session."""
+    hb = str(heartbeat_ms)
+    return [worker_id, "1", "", hb, hb, "1", "1", "", "d", "", "", "", "", ""]
+
+
+def beat_fleet(
+    redis_url: str, fleet: Fleet, shards: int, heartbeat_ms: int, persist_ms: int
+) -> int:
+    """One Den beat per worker through the contract's script, one call per shard and 500 beats.
+
+    Returns the number of script calls made.
+    """
+    client = Redis.from_url(redis_url)
+    record = client.register_script(hotstore.RECORD_HEARTBEATS)
+    by_shard: dict[int, list[str]] = {}
+    for worker_id in fleet.worker_ids:
+        by_shard.setdefault(hotstore.shard_of(worker_id, shards), []).append(worker_id)
+    calls = 0
+    try:
+        for shard, ids in by_shard.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                keys = [hotstore.dirty_key(shard)] + [hotstore.worker_key(w, shards) for w in chunk]
+                args: list[str | int] = [heartbeat_ms, persist_ms]
+                for worker_id in chunk:
+                    args += den_beat_args(worker_id, heartbeat_ms)
+                record(keys=keys, args=args)
+                calls += 1
+    finally:
+        client.close()
+    return calls
+
+
+async def insert_fleet_rows(pool: asyncpg.Pool, fleet: Fleet, with_instances: bool) -> None:
+    """The fleet's org and worker rows (and one instance each), in a few bulk statements."""
+    await pool.execute(
+        "INSERT INTO organizations (id, name) VALUES ($1, 'bench') ON CONFLICT DO NOTHING",
+        fleet.org_id,
+    )
+    names = [f"worker-{i:06d}" for i in range(len(fleet.worker_ids))]
+    await pool.execute(
+        "INSERT INTO workers (id, org_id, name, status, created_at)"
+        " SELECT id, $2, name, 'healthy', now() - n * interval '1 second'"
+        " FROM unnest($1::text[], $3::text[]) WITH ORDINALITY AS t (id, name, n)",
+        fleet.worker_ids, fleet.org_id, names,
+    )  # fmt: skip
+    if with_instances:
+        instance_ids = [typeid.new_id(typeid.INSTANCE) for _ in fleet.worker_ids]
+        await pool.execute(
+            "INSERT INTO worker_instances (id, worker_id, provider, region, url, status)"
+            " SELECT id, worker_id, 'daytona', 'eu-west-1', 'https://' || id || '.example.com',"
+            " 'running' FROM unnest($1::text[], $2::text[]) AS t (id, worker_id)",
+            instance_ids, fleet.worker_ids,
+        )  # fmt: skip
+    await pool.execute("ANALYZE")  # the planner's statistics of a database in steady state

@@ -55,7 +55,8 @@ def heartbeat_script(worker_ids: Sequence[str], tokens: Sequence[str], body: str
     """Den beats cycling over the given workers, each with its own token; threads start apart."""
     ids = ",\n".join(lua_string(w) for w in worker_ids)
     toks = ",\n".join(lua_string(t) for t in tokens)
-    return f"""
+    return (
+        f"""
 local ids = {{{ids}}}
 local tokens = {{{toks}}}
 local body = {lua_string(body)}
@@ -82,7 +83,9 @@ function request()
   n = n % #requests + 1
   return requests[n]
 end
-""" + REPORT_LUA
+"""
+        + REPORT_LUA
+    )
 
 
 def get_script(path: str, headers: dict[str, str]) -> str:

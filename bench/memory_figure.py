@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from typing import Any
 
 import httpx
 from redis import Redis
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _used_memory(client: Redis) -> int:
-    return int(client.info("memory")["used_memory"])
+    info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+    return int(info["used_memory"])
 
 
 def _memory_usage(client: Redis, keys: list[str]) -> list[int]:

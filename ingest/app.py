@@ -16,9 +16,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ingest.asgi_io import send_response
 from ingest.den_route import DenHeartbeatRoute
 from ingest.kubiya_route import KubiyaHeartbeatRoute
+from ingest.openapi import ingest_document
 from ingest.state import IngestState
 from shared import metrics
 from shared.http_errors import EXCEPTION_HANDLERS
+from shared.openapi import openapi_endpoint
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
 from shared.wire import encoder
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
+        Route("/openapi.json", openapi_endpoint(ingest_document)),
     ]
     return IngestApp(
         den,

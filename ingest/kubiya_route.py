@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from starlette.types import Receive, Scope, Send
 
@@ -13,9 +15,35 @@ from shared import hotstore, typeid
 from shared.redis_conn import REDIS_DOWN
 from shared.timefmt import now_ms
 from shared.tokens import API_KEY_PREFIX, hash_secret, verify_worker_token
-from shared.wire import encoder, error_location, is_missing_field, kubiya_decoder
+from shared.wire import (
+    KubiyaHeartbeat,
+    encoder,
+    error_location,
+    is_missing_field,
+    kubiya_decoder,
+)
 
 CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+# Postgres holds these fields: text cannot contain NUL and tasks_processed is a bigint. Refused
+# here, because one such beat in a flusher batch would fail every write of that batch.
+UNSTORABLE = "Value cannot be stored: NUL characters or an integer beyond 64 bits."
+BIGINT = 2**63
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def unstorable_field(beat: KubiyaHeartbeat, metadata: bytes) -> str | None:
+    if not -BIGINT <= beat.tasks_processed < BIGINT:
+        return "tasks_processed"
+    for name in ("status", "environment_name", "current_task_id"):
+        value = getattr(beat, name)
+        if value is not None and "\x00" in value:
+            return name
+    # The encoder writes NUL as \u0000 (jsonb refuses it); an even run of backslashes before
+    # it would make it literal text instead.
+    if b"\\u0000" in metadata and NUL_ESCAPE.search(metadata):
+        return "worker_metadata"
+    return None
 
 
 class KubiyaHeartbeatRoute:
@@ -45,6 +73,11 @@ class KubiyaHeartbeatRoute:
             )
         except (msgspec.DecodeError, RecursionError):
             invalid = errors.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
+            return await send_response(send, 422, invalid)
+        metadata = encoder.encode(beat.worker_metadata)
+        unstorable = unstorable_field(beat, metadata)
+        if unstorable is not None:
+            invalid = errors.kubiya_invalid(["body", unstorable], UNSTORABLE, "value_error")
             return await send_response(send, 422, invalid)
 
         credential = bearer(scope)
@@ -76,7 +109,7 @@ class KubiyaHeartbeatRoute:
         args = [
             beat.worker_id, version, org, str(now_ms()), "", "", "", "",
             "k", beat.status, str(beat.tasks_processed), beat.current_task_id or "",
-            beat.environment_name, encoder.encode(beat.worker_metadata).decode(),
+            beat.environment_name, metadata.decode(),
         ]  # fmt: skip
         try:
             result = await state.committer.submit(

@@ -6,11 +6,21 @@ through extra layers; for the hot path we build the bytes directly (~1 µs) and 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+
+# redis-py < 5.3 requires a command name here, later versions deprecate passing one.
+_POOL_ARGS = (
+    ("EVALSHA",)
+    if inspect.signature(ConnectionPool.get_connection).parameters["command_name"].default
+    is inspect.Parameter.empty
+    else ()
+)
 
 
 def bulk_strings(values: Sequence[str]) -> bytes:
@@ -34,7 +44,7 @@ async def send_all(redis: Redis, commands: Sequence[bytes]) -> list[object]:
     pool = redis.connection_pool
     payload = b"".join(commands)
     for attempt in (1, 2):
-        conn = await pool.get_connection("EVALSHA")
+        conn = await pool.get_connection(*_POOL_ARGS)
         try:
             await conn.send_packed_command(payload, check_health=False)
             replies: list[object] = []

@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -160,12 +160,8 @@ class Children:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-@contextmanager
-def _ignore_missing() -> Iterator[None]:
-    try:
-        yield
-    except (ProcessLookupError, PermissionError):
-        pass
+def _ignore_missing() -> suppress:
+    return suppress(ProcessLookupError, PermissionError)
 
 
 def _is_ready(url: str) -> bool:

@@ -135,9 +135,12 @@ end
 return out
 """.replace("* 14", f"* {BEAT_ARGS}")
 
+# Lua's unpack() has a stack limit: commands taking many arguments get them in slices this long.
+_SLICE = 1000
+
 # KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
 # Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
-# Returns the lease expiry, then per claimed worker its id and LIVE_FIELDS (false = missing).
+# Returns the lease expiry, then per claimed worker its id and LIVE_FIELDS ('' = missing).
 CLAIM_DIRTY = """
 local now, lease, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -145,34 +148,89 @@ for _, id in ipairs(expired) do
   redis.call('ZADD', KEYS[1], 'NX', now, id)
   redis.call('ZREM', KEYS[2], id)
 end
-local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
+local popped = redis.call('ZPOPMIN', KEYS[1], limit)
 local until_ms = now + lease
 local out = {tostring(until_ms)}
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], until_ms, id)
+local leases = {}
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  leases[#leases + 1] = until_ms
+  leases[#leases + 1] = id
   out[#out + 1] = id
   local h = redis.call('HMGET', prefix .. id, FIELDS)
   for j = 1, #h do out[#out + 1] = h[j] or '' end
 end
+for i = 1, #leases, SLICE do
+  redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + SLICE - 1, #leases)))
+end
 return out
-""".replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS))
+""".replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS)).replace("SLICE", str(2 * _SLICE))
 
 # KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then pairs of worker
 # id and the heartbeat ms now in Postgres. A lease re-claimed by another flusher is left alone.
 ACK_PERSISTED = """
-local lease, prefix = ARGV[1], ARGV[2]
+local lease, prefix = tonumber(ARGV[1]), ARGV[2]
+local ids = {}
+for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local mine = {}
+for i = 1, #ids, SLICE do
+  local last = math.min(i + SLICE - 1, #ids)
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids, i, last))
+  for j = 1, #scores do
+    if scores[j] and tonumber(scores[j]) == lease then mine[#mine + 1] = ids[i + j - 1] end
+  end
+end
+for i = 1, #mine, SLICE do
+  redis.call('ZREM', KEYS[1], unpack(mine, i, math.min(i + SLICE - 1, #mine)))
+end
 for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', KEYS[1], id) == lease then redis.call('ZREM', KEYS[1], id) end
-  local key = prefix .. id
-  local p = redis.call('HGET', key, 'p')
-  if redis.call('EXISTS', key) == 1 and ((not p) or tonumber(ARGV[i + 1]) > tonumber(p)) then
+  local key = prefix .. ARGV[i]
+  local cur = redis.call('HMGET', key, 'o', 'p')
+  -- The registry field tells a live hash from a deleted worker, which must stay deleted.
+  if cur[1] and ((not cur[2]) or tonumber(ARGV[i + 1]) > tonumber(cur[2])) then
     redis.call('HSET', key, 'p', ARGV[i + 1])
   end
 end
 return 0
+""".replace("SLICE", str(_SLICE))
+
+# KEYS: dirty set, in-flight set. ARGV: lease expiry from the claim, now ms, then worker ids.
+# Hands claimed ids back to dirty at once when the flusher could not persist them (no need to
+# wait for the lease), unless another flusher has re-claimed them since.
+RELEASE_CLAIM = """
+local lease, now = tonumber(ARGV[1]), ARGV[2]
+for i = 3, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i])) == lease then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i])
+  end
+end
+return 0
 """
+
+# KEYS: worker hashes of one shard. ARGV: per worker its org, token version, and the heartbeat and
+# active ms Postgres holds ('' = none). Token versions only rise, so a sync that read Postgres
+# before a token rotation can't undo it; heartbeats are restored only into a hash that lost them.
+SYNC_REGISTRY = """
+for i = 1, #KEYS do
+  local b, key = (i - 1) * 4, KEYS[i]
+  local cur = redis.call('HMGET', key, 'o', 'v', 'hb')
+  if cur[1] ~= ARGV[b + 1] then redis.call('HSET', key, 'o', ARGV[b + 1]) end
+  if (not cur[2]) or tonumber(cur[2]) < tonumber(ARGV[b + 2]) then
+    redis.call('HSET', key, 'v', ARGV[b + 2])
+  end
+  if (not cur[3]) and ARGV[b + 3] ~= '' then
+    redis.call('HSET', key, 'hb', ARGV[b + 3], 'p', ARGV[b + 3])
+    if ARGV[b + 4] ~= '' then redis.call('HSETNX', key, 'act', ARGV[b + 4]) end
+  end
+end
+return 0
+"""
+SYNC_ARGS = 4  # per worker ARGV stride of SYNC_REGISTRY
+
+# Written by the flusher's reconcile; its absence means Redis lost its data (restart without
+# persistence, FLUSHALL) and the registry must be rebuilt from Postgres now.
+REGISTRY_SYNCED = "hb:{registry}:synced"
 
 
 async def register_worker(

@@ -41,7 +41,7 @@ class LuaScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     async def load(self, redis: Redis) -> None:

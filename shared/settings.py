@@ -99,7 +99,10 @@ _SECONDS = {
 _INTS = {"shards", "flush_chunk", "max_body_bytes", "retry_after"}
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, require_token_keys: bool = True
+) -> Settings:
+    """`require_token_keys=False` for services that never sign or verify worker tokens."""
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for f in fields(Settings):
@@ -119,7 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if not raw.strip():
                 raise SettingsError(f"{PREFIX}{name} must not be empty")
             values[f.name] = raw.strip()
-    if "token_keys" not in values:
+    if "token_keys" not in values and require_token_keys:
         raise SettingsError(
             f"{PREFIX}TOKEN_KEYS is required: comma-separated kid:secret pairs, e.g. "
             f"{PREFIX}TOKEN_KEYS=k1:$(openssl rand -hex 32)"

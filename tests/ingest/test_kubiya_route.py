@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from shared import hotstore, typeid
 from shared.settings import Settings
 from shared.timefmt import now_ms
-from shared.tokens import hash_secret, new_api_key
+from shared.tokens import hash_secret, issue_worker_token, new_api_key
 from tests.conftest import register
 from tests.ingest import contracts
 from tests.ingest.contracts import KUBIYA_HEARTBEAT
@@ -305,3 +305,27 @@ async def test_body_over_the_limit_is_413_json(ingest, redis, settings):
     r = await ingest.post(URL, json=body, headers=auth(worker.token))
     assert r.status_code == 413
     assert isinstance(r.json()["detail"], str)
+
+
+async def test_unicode_values_are_stored_exactly(ingest, redis, settings):
+    worker = await register(redis, settings)
+    body = body_for(
+        worker.id,
+        environment_name="製品-prod",
+        status="bêta",
+        current_task_id="tâche-🚀",
+        worker_metadata={"note": "naïve ☃"},
+    )
+    assert (await ingest.post(URL, json=body, headers=auth(worker.token))).status_code == 204
+    fields = await stored(redis, settings, worker.id)
+    assert fields[hotstore.F_ENVIRONMENT] == "製品-prod"
+    assert fields[hotstore.F_STATUS] == "bêta"
+    assert fields[hotstore.F_TASK_ID] == "tâche-🚀"
+    assert json.loads(fields[hotstore.F_METADATA]) == {"note": "naïve ☃"}
+
+
+async def test_valid_token_for_an_unregistered_worker_is_404(ingest, settings):
+    worker_id = typeid.new_id(typeid.WORKER)
+    token = issue_worker_token(settings.token_keys, "k1", worker_id, 1)
+    r = await ingest.post(URL, json=body_for(worker_id), headers=auth(token))
+    assert r.status_code == 404

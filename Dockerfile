@@ -1,0 +1,19 @@
+# One image for every service; the compose file picks the `hb` subcommand.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY ingest ./ingest
+COPY api ./api
+COPY flusher ./flusher
+RUN pip install . && useradd --system --uid 10001 --no-create-home hb
+
+USER hb
+EXPOSE 8080 8081
+CMD ["hb", "--help"]

@@ -1,0 +1,89 @@
+"""Draining dirty workers: claim, persist, ack, until nothing is dirty.
+
+A round claims from every shard in one round trip, writes the rows in chunks, then acks in one
+round trip. When the write fails the round's claims go straight back to dirty; when the process
+dies instead, their leases expire and the next claim puts them back. Either way nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+from redis.asyncio import Redis
+
+from flusher.claims import Claim, ack_claims, claim_shards, release_claims
+from flusher.persist import persist_rows
+from shared.settings import Settings
+
+# A round claims about this many chunks' worth of workers across all shards.
+ROUND_CHUNKS = 4
+
+AfterClaim = Callable[[Sequence[Claim]], Awaitable[None]]
+
+
+async def drain_round(
+    redis: Redis,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    shards: Sequence[int],
+    limit: int,
+    after_claim: AfterClaim | None = None,
+) -> tuple[int, int]:
+    """One claim-persist-ack round over `shards`; returns (workers claimed, rows written)."""
+    claims = [c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if c.ids]
+    claimed = sum(len(c.ids) for c in claims)
+    if not claimed:
+        return 0, 0
+    try:
+        if after_claim is not None:
+            await after_claim(claims)
+        rows = [row for c in claims for row in c.rows]
+        written = await persist_rows(pool, rows, settings.flush_chunk)
+    except BaseException:
+        # Best effort: if Redis is unreachable too, the leases expire and do the same.
+        with contextlib.suppress(Exception):
+            await release_claims(redis, claims)
+        raise
+    await ack_claims(redis, claims)
+    return claimed, written
+
+
+def round_limit(settings: Settings, shards: int) -> int:
+    """Per-shard claim size so that one round holds about ROUND_CHUNKS chunks."""
+    return max(1, math.ceil(settings.flush_chunk * ROUND_CHUNKS / shards))
+
+
+async def drain_shard(redis: Redis, pool: asyncpg.Pool, settings: Settings, shard: int) -> int:
+    """Persist every dirty worker of one shard; returns the rows written."""
+    written = 0
+    while True:
+        claimed, n = await drain_round(redis, pool, settings, [shard], settings.flush_chunk)
+        written += n
+        if not claimed:
+            return written
+
+
+async def drain_all(
+    redis: Redis,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    after_claim: AfterClaim | None = None,
+    budget: float | None = None,
+) -> int:
+    """Persist dirty workers of every shard until none is left (or `budget` seconds, default
+    half the lease, have passed, so a steady stream of beats can't keep one run going forever).
+    Returns the rows written."""
+    shards = list(range(settings.shards))
+    limit = round_limit(settings, settings.shards)
+    deadline = time.monotonic() + (settings.flush_lease / 2 if budget is None else budget)
+    written = 0
+    while True:
+        claimed, n = await drain_round(redis, pool, settings, shards, limit, after_claim)
+        written += n
+        if not claimed or time.monotonic() >= deadline:
+            return written

@@ -1,0 +1,109 @@
+"""Rebuilding the Redis registry from Postgres, the source of truth.
+
+The API writes the registry on every change, but a change made while Redis was unreachable, or a
+Redis that lost its data, leaves it behind; this repairs both. Postgres is read before Redis is
+written and deletions are read after, so a change the API makes meanwhile is never undone: the
+API always writes Postgres first, then Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from flusher.claims import run_scripts
+from shared import hotstore
+from shared.redis_conn import LuaScript
+from shared.settings import Settings
+
+log = logging.getLogger("hb.flusher.reconcile")
+
+SYNC = LuaScript(hotstore.SYNC_REGISTRY)
+
+_LIVE_WORKERS = """
+SELECT id, org_id, token_version,
+       floor(extract(epoch FROM last_heartbeat_at) * 1000)::int8 AS hb,
+       floor(extract(epoch FROM last_active_at) * 1000)::int8 AS act
+  FROM workers WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2
+"""
+_DELETED_WORKERS = (
+    "SELECT id FROM workers WHERE deleted_at IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
+)
+_ACTIVE_KEYS = "SELECT key_hash, org_id FROM api_keys WHERE revoked_at IS NULL"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    workers: int
+    deleted_workers: int
+    api_keys: int
+    removed_api_keys: int
+
+
+async def _sync_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
+    count, after = 0, ""
+    while rows := await pool.fetch(_LIVE_WORKERS, after, batch):
+        by_shard: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+        for r in rows:
+            keys, args = by_shard[hotstore.shard_of(r["id"], shards)]
+            keys.append(hotstore.worker_key(r["id"], shards))
+            hb, act = r["hb"], r["act"]
+            args += (r["org_id"], str(r["token_version"]), "" if hb is None else str(hb),
+                     "" if act is None else str(act))  # fmt: skip
+        await run_scripts(redis, SYNC, list(by_shard.values()))
+        count += len(rows)
+        after = rows[-1]["id"]
+    return count
+
+
+async def _remove_deleted_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
+    count, after = 0, ""
+    while rows := await pool.fetch(_DELETED_WORKERS, after, batch):
+        pipe = redis.pipeline(transaction=False)
+        for r in rows:
+            shard = hotstore.shard_of(r["id"], shards)
+            pipe.delete(hotstore.worker_prefix(shard) + r["id"])
+            pipe.zrem(hotstore.dirty_key(shard), r["id"])
+            pipe.zrem(hotstore.inflight_key(shard), r["id"])
+        await pipe.execute()
+        count += len(rows)
+        after = rows[-1]["id"]
+    return count
+
+
+async def _sync_api_keys(redis: Redis, pool: asyncpg.Pool) -> tuple[int, int]:
+    # Anything in Redis now that Postgres no longer lists as active afterwards was revoked or
+    # deleted; keys created meanwhile aren't in `before`, so they can't be removed by mistake.
+    before = {k.decode() for k in await redis.execute_command("HKEYS", hotstore.API_KEYS)}
+    active = {r["key_hash"]: r["org_id"] for r in await pool.fetch(_ACTIVE_KEYS)}
+    if active:
+        pairs = [item for pair in active.items() for item in pair]
+        await redis.execute_command("HSET", hotstore.API_KEYS, *pairs)
+    still_active = {r["key_hash"] for r in await pool.fetch(_ACTIVE_KEYS)}
+    gone = (before | active.keys()) - still_active
+    if gone:
+        await redis.execute_command("HDEL", hotstore.API_KEYS, *gone)
+    return len(active), len(gone)
+
+
+async def reconcile_registry(
+    redis: Redis, pool: asyncpg.Pool, settings: Settings, batch: int = 10_000
+) -> Reconciled:
+    """Bring the Redis registry (workers, token versions, deletions, API keys) in line with
+    Postgres, and restore the persisted heartbeats into hashes that lost them."""
+    workers = await _sync_workers(redis, pool, settings.shards, batch)
+    deleted = await _remove_deleted_workers(redis, pool, settings.shards, batch)
+    keys, removed = await _sync_api_keys(redis, pool)
+    await redis.execute_command("SET", hotstore.REGISTRY_SYNCED, "1")
+    result = Reconciled(workers, deleted, keys, removed)
+    log.info("registry reconciled from Postgres: %s", result)
+    return result
+
+
+async def registry_lost(redis: Redis) -> bool:
+    """True when Redis has no mark of a reconcile: it lost its data, or never had a sync."""
+    return not await redis.execute_command("EXISTS", hotstore.REGISTRY_SYNCED)

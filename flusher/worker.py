@@ -1,0 +1,140 @@
+"""The arq worker: `arq flusher.worker.WorkerSettings` (or `hb flusher`) runs it.
+
+Cron jobs are `unique`, so with several flusher processes each run happens once; should one
+happen twice anyway, the claims and the idempotent write make that harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
+
+from flusher.drain import drain_all
+from flusher.persist import PG_DOWN
+from flusher.reconcile import reconcile_registry, registry_lost
+from shared.db import create_pool
+from shared.redis_conn import REDIS_DOWN, connect_redis
+from shared.settings import Settings, load_settings
+
+log = logging.getLogger("hb.flusher")
+
+UNAVAILABLE = PG_DOWN + REDIS_DOWN
+
+
+class Backoff:
+    """After a failure, skip runs for a delay that doubles up to `ceiling` seconds."""
+
+    def __init__(self, first: float = 1.0, ceiling: float = 60.0) -> None:
+        self.first, self.ceiling = first, ceiling
+        self.delay = 0.0
+        self.until = 0.0
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def failed(self) -> float:
+        self.delay = min(self.ceiling, max(self.first, self.delay * 2))
+        self.until = time.monotonic() + self.delay
+        return self.delay
+
+    def succeeded(self) -> None:
+        self.delay, self.until = 0.0, 0.0
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    ctx["hot"] = connect_redis(settings, max_connections=16)
+    # min_size=0: the worker starts (and keeps ingest's backlog in Redis) while Postgres is down.
+    ctx["pool"] = await create_pool(settings.database_url, min_size=0, max_size=4)
+    ctx["backoff"] = Backoff()
+    ctx["reconcile_pending"] = False  # the reconcile job runs at startup
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "pool" in ctx:
+        await ctx["pool"].close()
+    if "hot" in ctx:
+        await ctx["hot"].aclose()
+
+
+async def _reconcile(ctx: dict[str, Any]) -> None:
+    await reconcile_registry(ctx["hot"], ctx["pool"], ctx["settings"])
+    ctx["reconcile_pending"] = False
+
+
+async def flush_dirty(ctx: dict[str, Any]) -> int:
+    """Persist dirty workers; first rebuild the registry if Redis lost it. Returns rows written."""
+    backoff: Backoff = ctx["backoff"]
+    if not backoff.ready():
+        return 0
+    try:
+        if ctx["reconcile_pending"] or await registry_lost(ctx["hot"]):
+            await _reconcile(ctx)
+        written = await drain_all(ctx["hot"], ctx["pool"], ctx["settings"])
+    except UNAVAILABLE as exc:
+        delay = backoff.failed()
+        log.warning("flush failed (%s: %s); dirty workers stay in Redis, retrying in %.0f s",
+                    type(exc).__name__, exc, delay)  # fmt: skip
+        return 0
+    backoff.succeeded()
+    if written:
+        log.debug("persisted %d workers", written)
+    return written
+
+
+async def reconcile(ctx: dict[str, Any]) -> None:
+    """Periodic (and at start) re-sync of the registry; on failure `flush_dirty` retries it."""
+    try:
+        await _reconcile(ctx)
+    except UNAVAILABLE as exc:
+        ctx["reconcile_pending"] = True
+        log.warning("registry reconcile failed (%s: %s); retrying with the next flush",
+                    type(exc).__name__, exc)  # fmt: skip
+
+
+def every(seconds: float) -> dict[str, Any]:
+    """arq cron fields for "every `seconds`", rounded to what a cron schedule can say."""
+    if seconds < 60:
+        return {"second": set(range(0, 60, max(1, round(seconds))))}
+    if seconds < 3600:
+        return {"minute": set(range(0, 60, max(1, round(seconds / 60)))), "second": 0}
+    return {"hour": set(range(0, 24, max(1, round(seconds / 3600)))), "minute": 0, "second": 0}
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    # keep_result lets a slower worker see that a run was already taken and not enqueue it again.
+    return [
+        cron(flush_dirty, **every(settings.flush_interval), keep_result=60),
+        cron(reconcile, **every(settings.reconcile_interval), run_at_startup=True, keep_result=60),
+    ]
+
+
+def worker_settings(settings: Settings) -> type:
+    """An arq WorkerSettings class for `settings`."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        await startup(ctx)
+
+    return type(
+        "WorkerSettings",
+        (),
+        {
+            "functions": [],
+            "cron_jobs": cron_jobs(settings),
+            "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+            "on_startup": on_startup,
+            "on_shutdown": shutdown,
+        },
+    )
+
+
+def __getattr__(name: str) -> type:
+    # Built on first use, so importing this module doesn't require the environment to be set.
+    if name == "WorkerSettings":
+        return worker_settings(load_settings(require_token_keys=False))
+    raise AttributeError(name)

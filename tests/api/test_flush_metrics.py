@@ -1,0 +1,39 @@
+"""The API's /metrics shows how far persistence is behind, from the hot store."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from redis.asyncio import Redis
+
+from shared import hotstore, typeid
+from shared.settings import Settings
+from shared.timefmt import now_ms
+
+
+def gauge(body: str, name: str) -> float:
+    match = re.search(rf"^{name} (\S+)$", body, re.M)
+    assert match, f"{name} missing from:\n{body}"
+    return float(match.group(1))
+
+
+async def test_flush_lag_is_the_age_of_the_oldest_dirty_worker(
+    api: httpx.AsyncClient, redis: Redis, settings: Settings
+) -> None:
+    old, new = typeid.new_id(typeid.WORKER), typeid.new_id(typeid.WORKER)
+    shard_old, shard_new = (hotstore.shard_of(w, settings.shards) for w in (old, new))
+    await redis.zadd(hotstore.dirty_key(shard_old), {old: now_ms() - 30_000})
+    await redis.zadd(hotstore.dirty_key(shard_new), {new: now_ms()})
+    response = await api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert gauge(response.text, "hb_redis_up") == 1
+    assert gauge(response.text, "hb_flush_lag_seconds") >= 30
+    assert gauge(response.text, "hb_dirty_workers") == 2
+
+
+async def test_nothing_dirty_means_no_lag(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/metrics")).text
+    assert gauge(body, "hb_flush_lag_seconds") == 0
+    assert gauge(body, "hb_dirty_workers") == 0

@@ -1,0 +1,91 @@
+"""The ingest service describes itself at /openapi.json, and its responses keep to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from jsonschema import Draft202012Validator
+from redis.asyncio import Redis
+
+from ingest.app import create_app
+from ingest.openapi import ingest_document
+from shared import typeid
+from tests.conftest import RegisteredWorker, register
+from tests.openapi_support import assert_conforms, assert_operation_covers_seed, fuzz
+
+DEN = "/v1/workers/{id}/activity-heartbeat"
+KUBIYA = "/api/v1/workers/heartbeat"
+DOC = ingest_document()
+
+
+async def test_the_document_is_served_as_openapi_3_1(ingest: httpx.AsyncClient) -> None:
+    response = await ingest.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) >= {DEN, KUBIYA, "/health", "/ready", "/metrics"}
+    for schema in document["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("seed", ["000_", "002_"])
+def test_the_heartbeat_routes_match_the_published_contracts(seed: str) -> None:
+    assert_operation_covers_seed(DOC, seed)
+
+
+async def test_real_den_responses_conform(ingest: httpx.AsyncClient, redis: Redis, settings):
+    worker = await register(redis, settings)
+    auth = {"Authorization": f"Bearer {worker.token}"}
+    path = f"/v1/workers/{worker.id}/activity-heartbeat"
+    unknown = RegisteredWorker(settings, typeid.new_id(typeid.WORKER), "")
+    cases = [
+        (200, path, {"isActiveRecently": True, "openSessionCount": 2}, auth),
+        (400, path, {"isActiveRecently": "yes"}, auth),
+        (400, "/v1/workers/nope/activity-heartbeat", {"isActiveRecently": True}, auth),
+        (401, path, {"isActiveRecently": True}, {}),
+        (404, f"/v1/workers/{unknown.id}/activity-heartbeat", {"isActiveRecently": True},
+         {"Authorization": f"Bearer {unknown.token}"}),
+    ]  # fmt: skip
+    for status, url, body, headers in cases:
+        response = await ingest.post(url, json=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert_conforms(DOC, DEN, "post", status, response.json())
+
+
+async def test_real_kubiya_responses_conform(ingest: httpx.AsyncClient, redis: Redis, settings):
+    worker = await register(redis, settings)
+    auth = {"Authorization": f"Bearer {worker.token}"}
+    body = {"worker_id": worker.id, "environment_name": "prod"}
+    assert (await ingest.post(KUBIYA, json=body, headers=auth)).status_code == 204
+    for status, payload, headers in [(422, {"worker_id": worker.id}, auth), (401, body, {})]:
+        response = await ingest.post(KUBIYA, json=payload, headers=headers)
+        assert response.status_code == status
+        assert_conforms(DOC, KUBIYA, "post", status, response.json())
+
+
+def test_fuzzed_requests_get_no_5xx_and_conforming_responses(settings, redis_url) -> None:
+    """Most requests aim at a registered worker with its token, so bodies reach the store."""
+    import asyncio
+
+    from redis.asyncio import Redis as AsyncRedis
+
+    async def registered() -> RegisteredWorker:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            return await register(client, settings)
+        finally:
+            await client.aclose()
+
+    worker = asyncio.run(registered())
+
+    def prepare(case: Any) -> dict[str, Any]:
+        if case.path_parameters and typeid.is_valid(str(case.path_parameters.get("id")), "wrk"):
+            case.path_parameters["id"] = worker.id
+        if isinstance(case.body, dict) and isinstance(case.body.get("worker_id"), str):
+            case.body["worker_id"] = worker.id
+        return {"headers": {"Authorization": f"Bearer {worker.token}"}}
+
+    fuzz(schemathesis.openapi.from_asgi("/openapi.json", create_app(settings)), prepare)

@@ -1,0 +1,66 @@
+"""The demo seed of `hb dev`: created once, reused while it exists, repaired piece by piece."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from shared import hotstore
+from shared.dev_seed import DemoSeed, ensure_demo
+from shared.settings import Settings
+from shared.tokens import hash_secret, verify_worker_token
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str) -> Settings:
+    return make_settings(redis_url, database_url)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+async def test_a_second_run_reuses_every_credential(pool, redis: Redis, settings) -> None:
+    first = await ensure_demo(pool, redis, settings, None)
+    again = await ensure_demo(pool, redis, settings, DemoSeed(**vars(first)))
+    assert again == first
+    assert await pool.fetchval("SELECT count(*) FROM workers") == 1
+    assert await pool.fetchval("SELECT count(*) FROM api_keys") == 1
+
+
+async def test_the_seed_is_usable_by_ingest_and_the_api(pool, redis: Redis, settings) -> None:
+    seed = await ensure_demo(pool, redis, settings, None)
+    claim = verify_worker_token(settings.token_keys, seed.heartbeatToken)
+    assert claim is not None and claim.worker_id == seed.workerId
+    assert await hotstore.api_key_org(redis, hash_secret(seed.apiKey)) == seed.orgId
+    registry = await redis.hgetall(hotstore.worker_key(seed.workerId, settings.shards))
+    assert registry[hotstore.F_ORG.encode()] == seed.orgId.encode()
+
+
+async def test_a_revoked_key_and_deleted_worker_are_replaced(pool, redis: Redis, settings) -> None:
+    first = await ensure_demo(pool, redis, settings, None)
+    await pool.execute("UPDATE api_keys SET revoked_at = now()")
+    await pool.execute("UPDATE workers SET deleted_at = now()")
+    again = await ensure_demo(pool, redis, settings, DemoSeed(**vars(first)))
+    assert (again.orgId, again.userId, again.sessionToken) == (
+        first.orgId, first.userId, first.sessionToken,
+    )  # fmt: skip
+    assert again.apiKey != first.apiKey and again.workerId != first.workerId
+
+
+async def test_registry_entries_lost_with_redis_are_written_again(
+    pool, redis: Redis, settings
+) -> None:
+    first = await ensure_demo(pool, redis, settings, None)
+    await redis.flushdb()
+    await ensure_demo(pool, redis, settings, DemoSeed(**vars(first)))
+    assert await hotstore.api_key_org(redis, hash_secret(first.apiKey)) == first.orgId
+    assert await redis.exists(hotstore.worker_key(first.workerId, settings.shards))

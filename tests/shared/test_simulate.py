@@ -1,0 +1,68 @@
+"""`hb simulate` against the real ingest and API apps (in-process), on real Redis and Postgres."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from api import admin
+from api.app import create_app as create_api
+from ingest.app import create_app as create_ingest
+from shared.settings import Settings
+from shared.simulate import SimulationError, simulate
+from tests.conftest import asgi_client, make_settings
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str) -> Settings:
+    return make_settings(redis_url, database_url)
+
+
+@pytest.fixture
+async def org_key(database_url: str, redis: Redis) -> str:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    assert pool is not None
+    try:
+        org_id = await admin.create_organization(pool, "sim")
+        _, secret = await admin.create_api_key(pool, redis, org_id, "sim")
+    finally:
+        await pool.close()
+    return secret
+
+
+@pytest.fixture
+async def clients(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    async for ingest in asgi_client(create_ingest(settings)):
+        async for api in asgi_client(create_api(settings)):
+            yield ingest, api
+
+
+async def test_simulated_workers_register_and_beat_through_both_routes(clients, org_key) -> None:
+    ingest, api = clients
+    tally = await simulate(
+        ingest, api, org_key, workers=4, interval=0.05, duration=1.5, out=io.StringIO(), seed=7
+    )
+    assert tally.ok > 0 and tally.errors == {}
+    listed = (await api.get("/v1/workers", headers={"x-api-key": org_key})).json()["workers"]
+    assert len(listed) == 4
+    assert all(w["lastHeartbeatAt"] is not None for w in listed)
+    # The fourth worker speaks Kubiya's route, which reports a status.
+    assert sum(w["reportedStatus"] is not None for w in listed) == 1
+
+
+async def test_delete_removes_the_simulated_workers_afterwards(clients, org_key) -> None:
+    ingest, api = clients
+    await simulate(ingest, api, org_key, 2, 0.05, 0.2, out=io.StringIO(), delete=True)
+    listed = (await api.get("/v1/workers", headers={"x-api-key": org_key})).json()["workers"]
+    assert listed == []
+
+
+async def test_a_wrong_api_key_stops_before_any_beat(clients) -> None:
+    ingest, api = clients
+    with pytest.raises(SimulationError, match="401"):
+        await simulate(ingest, api, "hbk_wrong", 2, 0.05, 0.2, out=io.StringIO())
