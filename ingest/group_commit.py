@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError
 from ingest import resp
 from shared import hotstore
 from shared.metrics import Histogram
-from shared.redis_conn import LuaScript
+from shared.redis_conn import LuaScript, refusal_or_self
 from shared.timefmt import now_ms
 
 RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)
@@ -100,6 +100,7 @@ class GroupCommitter:
         self._metrics.batch_size.observe(len(batch))
         for items, reply in zip(groups, replies, strict=True):
             if isinstance(reply, Exception):
+                reply = refusal_or_self(reply)
                 for _, future in items:
                     if not future.done():
                         future.set_exception(reply)

@@ -9,15 +9,46 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from shared.settings import Settings
 
-# What "Redis is unavailable" looks like to a caller; anything else is a bug and should surface.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# What "Redis can't take this now" looks like: unreachable, or refusing writes while it loads,
+# fails over or is out of memory. Anything else (a script error) is a bug and should surface.
+class RedisRefused(RedisError):
+    """A script's write was refused for a passing reason (OOM, read-only replica, loading)."""
+
+
+# Inside a script Redis reports these as script errors that quote the original error code.
+_REFUSALS = ("-OOM ", "-READONLY ", "-LOADING ", "-MASTERDOWN ", "-TRYAGAIN ", "-CLUSTERDOWN ")
+
+
+def refusal_or_self(exc: Exception) -> Exception:
+    """A script error that quotes a refusal becomes RedisRefused, so callers treat it as down."""
+    if isinstance(exc, ResponseError) and any(code in str(exc) for code in _REFUSALS):
+        return RedisRefused(str(exc))
+    return exc
+
+
+REDIS_DOWN = (
+    RedisRefused,
+    RedisConnectionError, RedisTimeoutError, OSError, BusyLoadingError, ReadOnlyError,
+    OutOfMemoryError, MasterDownError, ClusterDownError, TryAgainError,
+)  # fmt: skip
 
 
 def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
@@ -49,7 +80,10 @@ class LuaScript:
 
     async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         try:
-            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.load(redis)
-            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            try:
+                return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await self.load(redis)
+                return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            raise refusal_or_self(exc) from exc

@@ -203,3 +203,19 @@ async def test_unknown_worker_id_is_never_a_server_error(ingest, settings):
         json={"isActiveRecently": True, "sentAt": format_ms(now_ms())},
     )
     assert_json_error(r, 401)
+
+
+async def test_redis_refusing_writes_out_of_memory_answers_503_not_500(ingest, redis, settings):
+    worker = await register(redis, settings)
+    await redis.config_set("maxmemory", "1")
+    try:
+        r = await ingest.post(
+            f"/v1/workers/{worker.id}/activity-heartbeat",
+            json={"isActiveRecently": True},
+            headers={"Authorization": f"Bearer {worker.token}"},
+        )
+    finally:
+        await redis.config_set("maxmemory", "0")
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "unavailable"
+    assert "retry-after" in r.headers
