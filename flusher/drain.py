@@ -7,6 +7,7 @@ dies instead, their leases expire and the next claim puts them back. Either way 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -77,13 +78,51 @@ async def drain_all(
 ) -> int:
     """Persist dirty workers of every shard until none is left (or `budget` seconds, default
     half the lease, have passed, so a steady stream of beats can't keep one run going forever).
-    Returns the rows written."""
+    Returns the rows written.
+
+    Rounds overlap: while Postgres writes one, Redis hands out the next and acks the last."""
     shards = list(range(settings.shards))
     limit = round_limit(settings, settings.shards)
     deadline = time.monotonic() + (settings.flush_lease / 2 if budget is None else budget)
+
+    async def claim() -> list[Claim]:
+        claims = [
+            c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if c.ids
+        ]
+        if claims and after_claim is not None:
+            await after_claim(claims)
+        return claims
+
+    async def nothing() -> list[Claim]:
+        return []
+
     written = 0
-    while True:
-        claimed, n = await drain_round(redis, pool, settings, shards, limit, after_claim)
-        written += n
-        if not claimed or time.monotonic() >= deadline:
-            return written
+    done: list[Claim] = []
+    current = await claim()
+    while current:
+        rows = [row for c in current for row in c.rows]
+        more = time.monotonic() < deadline
+        persisted, following, acked = await asyncio.gather(
+            persist_rows(pool, rows, settings.flush_chunk),
+            claim() if more else nothing(),
+            ack_claims(redis, done),
+            return_exceptions=True,
+        )
+        failure = next(
+            (r for r in (persisted, following, acked) if isinstance(r, BaseException)), None
+        )
+        if failure is not None:
+            # Best effort: what can't be acked or released here waits for its lease to expire.
+            with contextlib.suppress(Exception):
+                if isinstance(following, list):
+                    await release_claims(redis, following)
+                if isinstance(persisted, BaseException):
+                    await release_claims(redis, current)
+                else:
+                    await ack_claims(redis, current)
+            raise failure
+        assert isinstance(persisted, int) and isinstance(following, list)
+        written += persisted
+        done, current = current, following
+    await ack_claims(redis, done)
+    return written

@@ -42,7 +42,7 @@ class IngestState:
 
     def __init__(self) -> None:
         self.metrics = IngestMetrics()
-        self._api_keys: dict[str, tuple[str | None, float]] = {}
+        self._api_keys: dict[str, tuple[str, float]] = {}
 
     def start(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
@@ -51,12 +51,16 @@ class IngestState:
         self.retry_after = [(b"retry-after", str(settings.retry_after).encode())]
 
     async def api_key_org(self, key_hash: str) -> str | None:
-        """The org of an API key; cached briefly so revocation reaches ingest within the TTL."""
+        """The org of an API key; cached briefly so revocation reaches ingest within the TTL.
+        Unknown keys are not cached, so a key works in ingest as soon as it is created."""
         now = time.monotonic()
         cached = self._api_keys.get(key_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
         org = await hotstore.api_key_org(self.redis, key_hash)
+        if org is None:
+            self._api_keys.pop(key_hash, None)
+            return None
         if len(self._api_keys) > 10_000:
             self._api_keys.clear()
         self._api_keys[key_hash] = (org, now + self.settings.apikey_cache_ttl)

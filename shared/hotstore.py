@@ -150,21 +150,22 @@ for _, id in ipairs(expired) do
 end
 local popped = redis.call('ZPOPMIN', KEYS[1], limit)
 local until_ms = now + lease
-local out = {tostring(until_ms)}
+local out, n = {tostring(until_ms)}, 1
 local leases = {}
 for i = 1, #popped, 2 do
   local id = popped[i]
-  leases[#leases + 1] = until_ms
-  leases[#leases + 1] = id
-  out[#out + 1] = id
+  leases[i], leases[i + 1] = until_ms, id
+  n = n + 1
+  out[n] = id
   local h = redis.call('HMGET', prefix .. id, FIELDS)
-  for j = 1, #h do out[#out + 1] = h[j] or '' end
+  for j = 1, NFIELDS do out[n + j] = h[j] or '' end
+  n = n + NFIELDS
 end
 for i = 1, #leases, SLICE do
   redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + SLICE - 1, #leases)))
 end
 return out
-""".replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS)).replace("SLICE", str(2 * _SLICE))
+""".replace("NFIELDS", str(len(LIVE_FIELDS))).replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS)).replace("SLICE", str(2 * _SLICE))
 
 # KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then pairs of worker
 # id and the heartbeat ms now in Postgres. A lease re-claimed by another flusher is left alone.
