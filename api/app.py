@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from api import api_keys, errors, flush_metrics, workers_manage, workers_read
 from api.openapi import api_document
 from api.state import ApiState
 from shared.http_errors import EXCEPTION_HANDLERS
+from shared.logs import RequestIdMiddleware
 from shared.openapi import openapi_endpoint
 from shared.redis_conn import REDIS_DOWN
 from shared.settings import Settings, load_settings
@@ -76,7 +78,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
     handlers.update(dict.fromkeys(errors.POSTGRES_DOWN, postgres_down))
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+        middleware=[Middleware(RequestIdMiddleware)],
+    )
 
 
 app = create_app()

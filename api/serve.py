@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from shared.logs import configure_logging
 from shared.settings import load_settings
 
 
@@ -16,9 +17,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    load_settings()  # fail fast with a message that names the bad variable
+    settings = load_settings()  # fail fast with a message that names the bad variable
+    configure_logging(settings.log_level)
     uvicorn.run(
         "api.app:app", host=args.host, port=args.port, workers=args.workers,
-        loop="uvloop", http="httptools", access_log=False, log_level="warning",
+        loop="uvloop", http="httptools", access_log=False, log_config=None,
     )  # fmt: skip
     return 0

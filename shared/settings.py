@@ -86,6 +86,7 @@ class Settings:
     max_body_bytes: int = 65536
     redis_timeout: float = 2.0
     retry_after: int = 1
+    log_level: str = "info"
 
     @property
     def signing_kid(self) -> str:
@@ -97,6 +98,10 @@ _SECONDS = {
     "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout",
 }  # fmt: skip
 _INTS = {"shards", "flush_chunk", "max_body_bytes", "retry_after"}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+# Liveness grace in heartbeat intervals when not set: a GC pause or a deploy must not flap a worker.
+STALE_AFTER_BEATS = 2.5
+OFFLINE_AFTER_BEATS = 5.0
 
 
 def load_settings(
@@ -118,6 +123,10 @@ def load_settings(
             values[f.name] = _bool(name, raw)
         elif f.name == "token_keys":
             values[f.name] = parse_token_keys(raw)
+        elif f.name == "log_level":
+            if raw.strip().lower() not in _LOG_LEVELS:
+                raise SettingsError(f"{PREFIX}LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+            values[f.name] = raw.strip().lower()
         else:
             if not raw.strip():
                 raise SettingsError(f"{PREFIX}{name} must not be empty")
@@ -127,6 +136,9 @@ def load_settings(
             f"{PREFIX}TOKEN_KEYS is required: comma-separated kid:secret pairs, e.g. "
             f"{PREFIX}TOKEN_KEYS=k1:$(openssl rand -hex 32)"
         )
+    interval = float(values.get("heartbeat_interval", Settings.heartbeat_interval))  # type: ignore[arg-type]
+    values.setdefault("stale_after", interval * STALE_AFTER_BEATS)
+    values.setdefault("offline_after", interval * OFFLINE_AFTER_BEATS)
     settings = Settings(**values)  # type: ignore[arg-type]
     if not settings.stale_after < settings.offline_after:
         raise SettingsError(f"{PREFIX}STALE_AFTER must be less than {PREFIX}OFFLINE_AFTER")

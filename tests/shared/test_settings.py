@@ -67,3 +67,16 @@ def test_bad_settings_are_refused_with_a_message_naming_the_variable(env, messag
 def test_non_finite_durations_are_refused(raw):
     with pytest.raises(SettingsError, match="HB_HEARTBEAT_INTERVAL"):
         load_settings({"HB_TOKEN_KEYS": KEYS, "HB_HEARTBEAT_INTERVAL": raw})
+
+
+def test_liveness_thresholds_follow_the_heartbeat_interval_unless_set():
+    keys = {"HB_TOKEN_KEYS": "k1:0123456789abcdef0123"}
+    derived = load_settings({**keys, "HB_HEARTBEAT_INTERVAL": "10"})
+    assert (derived.stale_after, derived.offline_after) == (25.0, 50.0)
+    explicit = load_settings({**keys, "HB_HEARTBEAT_INTERVAL": "10", "HB_STALE_AFTER": "12"})
+    assert (explicit.stale_after, explicit.offline_after) == (12.0, 50.0)
+
+
+def test_log_level_must_be_a_known_level():
+    with pytest.raises(SettingsError, match="HB_LOG_LEVEL"):
+        load_settings({"HB_TOKEN_KEYS": "k1:0123456789abcdef0123", "HB_LOG_LEVEL": "loud"})
