@@ -98,7 +98,7 @@ def _persist_all(client: Redis, shards: int) -> None:
         for i in range(1, len(reply), stride):
             pairs += [reply[i], reply[i + 1]]  # worker id, its heartbeat ms
         if pairs:
-            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], prefix, *pairs])
+            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], prefix, b" ".join(pairs)])
 
 
 async def _beat_every_worker(settings: Settings, fleet: Fleet) -> None:

@@ -136,7 +136,10 @@ async def ack_claims(redis: Redis, claims: Sequence[Claim]) -> None:
     """End the claims' leases and record the heartbeat Postgres now holds for each worker, so
     the ingest script's dirty rule waits a persist interval before marking it dirty again."""
     calls: list[ScriptCall] = [
-        ([hotstore.inflight_key(c.shard)], [c.lease, hotstore.worker_prefix(c.shard), *c.acks])
+        (
+            [hotstore.inflight_key(c.shard)],
+            [c.lease, hotstore.worker_prefix(c.shard), b" ".join(c.acks)],
+        )
         for c in claims
         if c.ids
     ]

@@ -99,30 +99,35 @@ async def drain_all(
     written = 0
     done: list[Claim] = []
     current = await claim()
-    while current:
-        rows = [row for c in current for row in c.rows]
-        more = time.monotonic() < deadline
-        persisted, following, acked = await asyncio.gather(
-            persist_rows(pool, rows, settings.flush_chunk),
-            claim() if more else nothing(),
-            ack_claims(redis, done),
-            return_exceptions=True,
-        )
-        failure = next(
-            (r for r in (persisted, following, acked) if isinstance(r, BaseException)), None
-        )
-        if failure is not None:
-            # Best effort: what can't be acked or released here waits for its lease to expire.
-            with contextlib.suppress(Exception):
-                if isinstance(following, list):
-                    await release_claims(redis, following)
-                if isinstance(persisted, BaseException):
-                    await release_claims(redis, current)
-                else:
-                    await ack_claims(redis, current)
-            raise failure
-        assert isinstance(persisted, int) and isinstance(following, list)
-        written += persisted
-        done, current = current, following
-    await ack_claims(redis, done)
+    try:
+        while current:
+            rows = [row for c in current for row in c.rows]
+            more = time.monotonic() < deadline
+            persisted, following, acked = await asyncio.gather(
+                persist_rows(pool, rows, settings.flush_chunk),
+                claim() if more else nothing(),
+                ack_claims(redis, done),
+                return_exceptions=True,
+            )
+            failure = next(
+                (r for r in (persisted, following, acked) if isinstance(r, BaseException)), None
+            )
+            if failure is not None:
+                # Best effort: what can't be acked or released here waits for its lease to expire.
+                with contextlib.suppress(Exception):
+                    if isinstance(following, list):
+                        await release_claims(redis, following)
+                    if isinstance(persisted, BaseException):
+                        await release_claims(redis, current)
+                    else:
+                        await ack_claims(redis, current)
+                raise failure
+            assert isinstance(persisted, int) and isinstance(following, list)
+            written += persisted
+            done, current = current, following
+        await ack_claims(redis, done)
+    except asyncio.CancelledError:  # the job was cancelled: don't make the next run wait
+        with contextlib.suppress(Exception):
+            await release_claims(redis, current)
+        raise
     return written

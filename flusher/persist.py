@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from operator import itemgetter
 
 import asyncpg
 
@@ -82,7 +83,7 @@ async def persist_rows(
 ) -> int:
     """`persist_batch` over chunks of `chunk` rows, `parallel` of them at a time."""
     # One lock order for every flusher makes a lock cycle between them unlikely.
-    ordered = sorted(rows)
+    ordered = sorted(rows, key=itemgetter(0))
     chunks = [ordered[i : i + chunk] for i in range(0, len(ordered), chunk)]
     written = 0
     for i in range(0, len(chunks), parallel):

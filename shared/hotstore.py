@@ -135,8 +135,7 @@ end
 return out
 """.replace("* 14", f"* {BEAT_ARGS}")
 
-# Lua's unpack() has a stack limit: commands taking many arguments get them in slices this long.
-_SLICE = 1000
+_FIELD_LIST = ", ".join(f"'{f}'" for f in LIVE_FIELDS)
 
 # KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
 # Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
@@ -161,39 +160,45 @@ for i = 1, #popped, 2 do
   for j = 1, NFIELDS do out[n + j] = h[j] or '' end
   n = n + NFIELDS
 end
-for i = 1, #leases, SLICE do
-  redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + SLICE - 1, #leases)))
+-- unpack() has a stack limit: commands taking many arguments get them in slices.
+for i = 1, #leases, 2000 do
+  redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + 1999, #leases)))
 end
 return out
-""".replace("NFIELDS", str(len(LIVE_FIELDS))).replace("FIELDS", ", ".join(f"'{f}'" for f in LIVE_FIELDS)).replace("SLICE", str(2 * _SLICE))
+""".replace("NFIELDS", str(len(LIVE_FIELDS))).replace("FIELDS", _FIELD_LIST)
 
-# KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then pairs of worker
-# id and the heartbeat ms now in Postgres. A lease re-claimed by another flusher is left alone.
+# KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then one argument
+# "id ms id ms ...": each worker id and the heartbeat ms now in Postgres (one argument rather than
+# two per worker: packing arguments is what costs a client most). A lease re-claimed by another
+# flusher is left alone. Needs Redis 6.2+ (ZMSCORE).
 ACK_PERSISTED = """
 local lease, prefix = tonumber(ARGV[1]), ARGV[2]
-local ids = {}
-for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local ids, persisted, n = {}, {}, 0
+for id, ms in string.gmatch(ARGV[3] or '', '(%S+) (%S+)') do
+  n = n + 1
+  ids[n], persisted[n] = id, ms
+end
 local mine = {}
-for i = 1, #ids, SLICE do
-  local last = math.min(i + SLICE - 1, #ids)
+for i = 1, #ids, 1000 do
+  local last = math.min(i + 999, #ids)
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids, i, last))
   for j = 1, #scores do
     if scores[j] and tonumber(scores[j]) == lease then mine[#mine + 1] = ids[i + j - 1] end
   end
 end
-for i = 1, #mine, SLICE do
-  redis.call('ZREM', KEYS[1], unpack(mine, i, math.min(i + SLICE - 1, #mine)))
+for i = 1, #mine, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(mine, i, math.min(i + 999, #mine)))
 end
-for i = 3, #ARGV, 2 do
-  local key = prefix .. ARGV[i]
+for i = 1, n do
+  local key = prefix .. ids[i]
   local cur = redis.call('HMGET', key, 'o', 'p')
   -- The registry field tells a live hash from a deleted worker, which must stay deleted.
-  if cur[1] and ((not cur[2]) or tonumber(ARGV[i + 1]) > tonumber(cur[2])) then
-    redis.call('HSET', key, 'p', ARGV[i + 1])
+  if cur[1] and ((not cur[2]) or tonumber(persisted[i]) > tonumber(cur[2])) then
+    redis.call('HSET', key, 'p', persisted[i])
   end
 end
 return 0
-""".replace("SLICE", str(_SLICE))
+"""
 
 # KEYS: dirty set, in-flight set. ARGV: lease expiry from the claim, now ms, then worker ids.
 # Hands claimed ids back to dirty at once when the flusher could not persist them (no need to
@@ -227,7 +232,6 @@ for i = 1, #KEYS do
 end
 return 0
 """
-SYNC_ARGS = 4  # per worker ARGV stride of SYNC_REGISTRY
 
 # Written by the flusher's reconcile; its absence means Redis lost its data (restart without
 # persistence, FLUSHALL) and the registry must be rebuilt from Postgres now.
