@@ -15,18 +15,20 @@ from shared.redis_conn import REDIS_DOWN
 from shared.timefmt import now_ms
 
 
-async def flush_backlog(state: ApiState) -> tuple[float, int, int]:
-    """(seconds since the oldest dirty worker became dirty, dirty workers, claimed workers)."""
+async def flush_backlog(state: ApiState) -> tuple[float, int, int, int]:
+    """(seconds since the oldest dirty worker became dirty, dirty workers, claimed workers,
+    rows the flushers persisted so far)."""
     pipe = state.redis.pipeline(transaction=False)
+    pipe.get(hotstore.ROWS_PERSISTED)
     shards = list(hotstore.all_shards(state.settings.shards))
     for shard in shards:
         pipe.zrange(hotstore.dirty_key(shard), 0, 0, withscores=True)
         pipe.zcard(hotstore.dirty_key(shard))
         pipe.zcard(hotstore.inflight_key(shard))
-    replies = await pipe.execute()
+    persisted, *replies = await pipe.execute()
     oldest = min((float(r[0][1]) for r in replies[0::3] if r), default=None)
     lag = 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
-    return lag, sum(replies[1::3]), sum(replies[2::3])
+    return lag, sum(replies[1::3]), sum(replies[2::3]), int(persisted or 0)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -37,12 +39,18 @@ async def metrics_endpoint(request: Request) -> Response:
     )
     dirty = metrics.Gauge("hb_dirty_workers", "Workers with heartbeats waiting to be persisted.")
     inflight = metrics.Gauge("hb_inflight_workers", "Workers claimed by a flusher right now.")
+    persisted = metrics.Counter(
+        "hb_rows_persisted_total", "Worker rows the flushers wrote to Postgres."
+    )
     try:
         backlog = await flush_backlog(state)
     except REDIS_DOWN:
         up.set(0)
         return Response(metrics.render([up]), media_type=metrics.CONTENT_TYPE)
     up.set(1)
-    for gauge, value in zip((lag, dirty, inflight), backlog, strict=True):
+    *gauges, rows = backlog
+    for gauge, value in zip((lag, dirty, inflight), gauges, strict=True):
         gauge.set(value)
-    return Response(metrics.render([up, lag, dirty, inflight]), media_type=metrics.CONTENT_TYPE)
+    persisted.inc(rows)
+    body = metrics.render([up, lag, dirty, inflight, persisted])
+    return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -9,12 +9,15 @@ the read API's merge).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from operator import itemgetter
 
 import asyncpg
 
 from flusher.claims import LiveRow
+
+log = logging.getLogger("hb.flusher")
 
 # What "Postgres is unavailable" looks like; anything else is a bug and should surface.
 PG_DOWN: tuple[type[BaseException], ...] = (
@@ -64,7 +67,11 @@ _DEADLOCK_RETRIES = 3
 
 async def persist_batch(pool: asyncpg.Pool, rows: Sequence[LiveRow]) -> int:
     """Write one chunk of workers' hot fields; returns the rows Postgres updated (deleted or
-    unknown workers and beats older than what Postgres holds are not written)."""
+    unknown workers and beats older than what Postgres holds are not written).
+
+    A value Postgres refuses (a NUL in text, a number out of range) must not stall every other
+    worker of the chunk forever: the chunk is split until the offending row stands alone, and
+    that row is logged and skipped."""
     if not rows:
         return 0
     columns = [list(column) for column in zip(*rows, strict=True)]
@@ -75,6 +82,12 @@ async def persist_batch(pool: asyncpg.Pool, rows: Sequence[LiveRow]) -> int:
         except asyncpg.DeadlockDetectedError:
             if attempt == _DEADLOCK_RETRIES - 1:
                 raise
+        except (asyncpg.DataError, ValueError) as exc:
+            if len(rows) == 1:
+                log.error("skipped worker %s: Postgres refused its values: %s", rows[0][0], exc)
+                return 0
+            half = len(rows) // 2
+            return await persist_batch(pool, rows[:half]) + await persist_batch(pool, rows[half:])
     return int(status.rpartition(" ")[2])
 
 

@@ -16,6 +16,7 @@ from arq.cron import CronJob, cron
 from flusher.drain import drain_all
 from flusher.persist import PG_DOWN
 from flusher.reconcile import reconcile_registry, registry_lost
+from shared import hotstore
 from shared.db import create_pool
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
@@ -75,6 +76,8 @@ async def flush_dirty(ctx: dict[str, Any]) -> int:
         if ctx["reconcile_pending"] or await registry_lost(ctx["hot"]):
             await _reconcile(ctx)
         written = await drain_all(ctx["hot"], ctx["pool"], ctx["settings"])
+        if written:
+            await ctx["hot"].incrby(hotstore.ROWS_PERSISTED, written)
     except UNAVAILABLE as exc:
         delay = backoff.failed()
         log.warning("flush failed (%s: %s); dirty workers stay in Redis, retrying in %.0f s",

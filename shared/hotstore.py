@@ -33,6 +33,8 @@ LIVE_FIELDS = (
 )  # fmt: skip
 
 API_KEYS = "hb:{apikeys}"
+# Rows the flushers wrote to Postgres, all processes together (served by the API's /metrics).
+ROWS_PERSISTED = "hb:{stats}:rows_persisted"
 
 
 def shard_of(worker_id: str, shards: int) -> int:

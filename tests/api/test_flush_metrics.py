@@ -37,3 +37,11 @@ async def test_nothing_dirty_means_no_lag(api: httpx.AsyncClient) -> None:
     body = (await api.get("/metrics")).text
     assert gauge(body, "hb_flush_lag_seconds") == 0
     assert gauge(body, "hb_dirty_workers") == 0
+
+
+async def test_rows_persisted_by_all_flushers_are_counted(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    await redis.incrby(hotstore.ROWS_PERSISTED, 7)
+    body = (await api.get("/metrics")).text
+    assert gauge(body, "hb_rows_persisted_total") == 7

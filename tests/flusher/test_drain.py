@@ -243,3 +243,23 @@ async def test_a_slow_flusher_never_overwrites_a_newer_write_of_another(
         assert row["last_active_at"] == base
         assert (row["open_session_count"], row["is_active_recently"]) == (2, False)
     assert await dirty_and_inflight(redis, settings) == 0
+
+
+async def test_a_row_postgres_refuses_is_skipped_without_stalling_the_others(
+    ingest, redis, pool, settings, caplog
+):
+    base = now_ms() - HOUR
+    good = [await add_worker(pool, redis, settings) for _ in range(5)]
+    bad = await add_worker(pool, redis, settings)
+    for worker in [*good, bad]:
+        await den_beat(ingest, worker, base)
+    # Written past ingest's own checks, as a damaged or foreign writer might leave it.
+    await redis.hset(hotstore.worker_key(bad.id, settings.shards), mapping={"ks": "x\x00y"})
+
+    assert await drain_all(redis, pool, settings) == len(good)
+
+    for worker in good:
+        assert (await persisted(pool, worker.id))["last_heartbeat_at"] == base
+    assert (await persisted(pool, bad.id))["last_heartbeat_at"] is None
+    assert await dirty_and_inflight(redis, settings) == 0
+    assert bad.id in caplog.text

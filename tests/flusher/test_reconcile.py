@@ -52,6 +52,7 @@ async def test_flushed_redis_is_repaired_from_postgres_and_ingest_accepts_beats_
     await startup(ctx)
     try:
         assert await flush_dirty(ctx) == 1
+        assert int(await redis.get(hotstore.ROWS_PERSISTED)) == 1  # counted for /metrics
 
         await redis.flushall()
         assert await den_status(ingest, worker) == 404
