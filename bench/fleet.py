@@ -66,7 +66,9 @@ def beat_fleet(
         for shard, ids in by_shard.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                keys = [hotstore.dirty_key(shard)] + [hotstore.worker_key(w, shards) for w in chunk]
+                keys: list[str] = []
+                for w in chunk:
+                    keys += (hotstore.worker_key(w, shards), hotstore.dirty_key(shard))
                 args: list[str | int] = [heartbeat_ms, persist_ms]
                 for worker_id in chunk:
                     args += den_beat_args(worker_id, heartbeat_ms)

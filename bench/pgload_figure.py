@@ -118,7 +118,7 @@ async def _simulate(
 
 
 async def _record(redis: Any, settings: Settings, due: list[tuple[str, int]], now: int) -> None:
-    """Beats as ingest's group commit sends them: one script call per shard."""
+    """Beats through the contract's script, one call per shard (as on a cluster)."""
     by_shard: dict[int, list[tuple[str, int]]] = {}
     for worker_id, at in due:
         by_shard.setdefault(hotstore.shard_of(worker_id, settings.shards), []).append(
@@ -126,9 +126,9 @@ async def _record(redis: Any, settings: Settings, due: list[tuple[str, int]], no
         )
     persist_ms = int(settings.persist_interval * 1000)
     for shard, items in by_shard.items():
-        keys = [hotstore.dirty_key(shard)] + [
-            hotstore.worker_key(w, settings.shards) for w, _ in items
-        ]
+        keys: list[str] = []
+        for w, _ in items:
+            keys += (hotstore.worker_key(w, settings.shards), hotstore.dirty_key(shard))
         args: list[str | int] = [now, persist_ms]
         for worker_id, at in items:
             args += den_beat_args(worker_id, at)

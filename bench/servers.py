@@ -109,7 +109,7 @@ class Uvicorn:
         args = [
             sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
             "--port", str(self.port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning",
+            "--no-access-log", "--no-proxy-headers", "--log-level", "warning",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             args, env=self.env, cwd=Path(__file__).resolve().parents[1],

@@ -12,7 +12,6 @@ from ingest.state import IngestState
 from shared import hotstore, typeid
 from shared.redis_conn import REDIS_DOWN
 from shared.timefmt import format_ms, now_ms, parse_ms
-from shared.tokens import verify_worker_token
 from shared.wire import DenHeartbeatResponse, den_decoder, encoder, error_location
 
 ID_MESSAGE = "Expected a Den TypeID with 'wrk_' prefix and a 26-character base32 suffix."
@@ -51,7 +50,7 @@ class DenHeartbeatRoute:
             sessions = int(sessions)
 
         token = bearer(scope) or (header(scope, DEN_TOKEN_HEADER) or b"").decode("latin-1")
-        claim = verify_worker_token(state.settings.token_keys, token) if token else None
+        claim = state.verify_token(token) if token else None
         if claim is None or claim.worker_id != worker_id:
             state.metrics.rejected("unauthorized")
             return await send_response(send, 401, errors.DEN_UNAUTHORIZED)

@@ -30,7 +30,7 @@ class _Metrics(Protocol):
 
 class Beat(NamedTuple):
     shard: int
-    key: str
+    key: str  # the worker's hash
     args: list[str]  # hotstore.BEAT_ARGS values
 
 
@@ -44,7 +44,7 @@ class BeatResult(NamedTuple):
 
 # Writes under way at once. Beats arriving meanwhile gather into the next batch: under load,
 # fewer and fuller script calls for at most one more round trip of latency.
-MAX_IN_FLIGHT = 1
+MAX_IN_FLIGHT = 2
 
 
 class GroupCommitter:
@@ -83,11 +83,14 @@ class GroupCommitter:
             await asyncio.sleep(0)
 
     async def _write(self, batch: list[tuple[Beat, asyncio.Future[BeatResult]]]) -> None:
-        by_shard: dict[int, list[tuple[Beat, asyncio.Future[BeatResult]]]] = defaultdict(list)
-        for item in batch:
-            by_shard[item[0].shard].append(item)
-        calls = [self._script_call(shard, items) for shard, items in by_shard.items()]
-        groups = list(by_shard.values())
+        if isinstance(self._redis, RedisCluster):  # one call per shard: one slot each
+            by_shard: dict[int, list[tuple[Beat, asyncio.Future[BeatResult]]]] = defaultdict(list)
+            for item in batch:
+                by_shard[item[0].shard].append(item)
+            groups = list(by_shard.values())
+        else:  # one call for the whole batch
+            groups = [batch]
+        calls = [self._script_call(items) for items in groups]
         started = time.perf_counter()
         try:
             replies = await self._run(calls)
@@ -114,13 +117,13 @@ class GroupCommitter:
                 )
 
     def _script_call(
-        self, shard: int, items: list[tuple[Beat, asyncio.Future[BeatResult]]]
+        self, items: list[tuple[Beat, asyncio.Future[BeatResult]]]
     ) -> tuple[list[str], list[str]]:
-        keys = [hotstore.dirty_key(shard)]
+        keys: list[str] = []
         args = [str(now_ms()), self._persist_ms]
         for beat, _ in items:
-            keys.append(beat.key)
-            args.extend(beat.args)
+            keys += (beat.key, hotstore.dirty_key(beat.shard))
+            args += beat.args
         return keys, args
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:

@@ -14,7 +14,7 @@ from ingest.state import IngestState
 from shared import hotstore, typeid
 from shared.redis_conn import REDIS_DOWN
 from shared.timefmt import now_ms
-from shared.tokens import API_KEY_PREFIX, hash_secret, verify_worker_token
+from shared.tokens import API_KEY_PREFIX, hash_secret
 from shared.wire import (
     KubiyaHeartbeat,
     encoder,
@@ -96,7 +96,7 @@ class KubiyaHeartbeatRoute:
                 return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
             org = found
         else:
-            claim = verify_worker_token(state.settings.token_keys, credential)
+            claim = state.verify_token(credential)
             if claim is None or claim.worker_id != beat.worker_id:
                 state.metrics.rejected("unauthorized")
                 return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)

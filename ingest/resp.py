@@ -6,6 +6,7 @@ through extra layers; for the hot path we build the bytes directly (~1 µs) and 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Sequence
 
@@ -45,14 +46,18 @@ async def send_all(redis: Redis, commands: Sequence[bytes]) -> list[object]:
     payload = b"".join(commands)
     for attempt in (1, 2):
         conn = await pool.get_connection(*_POOL_ARGS)
+        timeout = conn.socket_timeout
         try:
             await conn.send_packed_command(payload, check_health=False)
             replies: list[object] = []
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
+            # One deadline for the whole batch: a timeout scope per reply was ~8% of the CPU.
+            conn.socket_timeout = None
+            async with asyncio.timeout(timeout):
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
             return replies
         except RedisConnectionError:
             await conn.disconnect()
@@ -62,5 +67,6 @@ async def send_all(redis: Redis, commands: Sequence[bytes]) -> list[object]:
             await conn.disconnect()  # replies may be pending on it: never reuse it
             raise
         finally:
+            conn.socket_timeout = timeout
             await pool.release(conn)
     raise AssertionError("unreachable")

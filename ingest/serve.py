@@ -22,5 +22,6 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(
         "ingest.app:app", host=args.host, port=args.port, workers=args.workers,
         loop="uvloop", http="httptools", access_log=False, log_config=None,
+        proxy_headers=False,  # ingest never reads the client address: skip that middleware
     )  # fmt: skip
     return 0

@@ -10,6 +10,9 @@ from ingest.group_commit import GroupCommitter
 from shared import hotstore
 from shared.metrics import Counter, Histogram
 from shared.settings import Settings
+from shared.tokens import WorkerClaim, verify_worker_token
+
+VERIFIED_TOKENS_KEPT = 200_000  # ~40 MB at most; a miss only costs one HMAC
 
 
 class IngestMetrics:
@@ -42,6 +45,7 @@ class IngestState:
 
     def __init__(self) -> None:
         self.metrics = IngestMetrics()
+        self._verified: dict[str, WorkerClaim] = {}
         self._api_keys: dict[str, tuple[str, float]] = {}
 
     def start(self, settings: Settings, redis: Redis) -> None:
@@ -49,6 +53,19 @@ class IngestState:
         self.redis = redis
         self.committer = GroupCommitter(redis, settings.persist_interval, self.metrics)
         self.retry_after = [(b"retry-after", str(settings.retry_after).encode())]
+
+    def verify_token(self, token: str) -> WorkerClaim | None:
+        """`verify_worker_token`, remembered: a worker sends the same token on every beat, and
+        the HMAC is a tenth of a beat's cost. Only well-signed tokens are kept; revocation is
+        still checked per beat against the registry."""
+        claim = self._verified.get(token)
+        if claim is None:
+            claim = verify_worker_token(self.settings.token_keys, token)
+            if claim is not None:
+                if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                    self._verified.clear()
+                self._verified[token] = claim
+        return claim
 
     async def api_key_org(self, key_hash: str) -> str | None:
         """The org of an API key; cached briefly so revocation reaches ingest within the TTL.

@@ -64,18 +64,20 @@ def inflight_key(shard: int) -> str:
 # Per beat ARGV stride of RECORD_HEARTBEATS.
 BEAT_ARGS = 14
 
-# KEYS: dirty set, then one worker hash per beat. ARGV: now ms, persist interval ms, then per beat
-# id, token version ('' = not checked), org ('' = not checked), heartbeat ms, active ms ('' = not
-# active), isActiveRecently ('1'/'0'/''), openSessionCount (''), skew (''), kind ('d' Den, 'k'
-# Kubiya), status, tasks, task id ('' = null), environment, metadata JSON.
+# KEYS: per beat its worker hash and its shard's dirty set. On one Redis a whole batch is one
+# call (shards mixed); on a cluster the caller sends one call per shard, so each touches one slot.
+# ARGV: now ms, persist interval ms, then per beat: id, token version ('' = not checked), org
+# ('' = not checked), heartbeat ms, active ms ('' = not active), isActiveRecently ('1'/'0'/''),
+# openSessionCount (''), skew (''), kind ('d' Den, 'k' Kubiya), status, tasks, task id ('' =
+# null), environment, metadata JSON.
 # Returns per beat: code (200/401/404), heartbeat, active ('' = null), active recently, sessions.
 RECORD_HEARTBEATS = """
 local now = ARGV[1]
 local persist = tonumber(ARGV[2])
 local out = {}
-for i = 2, #KEYS do
-  local key = KEYS[i]
-  local b = 3 + (i - 2) * 14
+for i = 1, #KEYS, 2 do
+  local key, dirty = KEYS[i], KEYS[i + 1]
+  local b = 3 + (i - 1) / 2 * 14
   local cur = redis.call('HMGET', key, 'o', 'v', 'hb', 'act', 'iar', 'osc', 'p', 'ks', 'kc', 'ke')
   if not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
     out[#out + 1] = '404'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
@@ -128,7 +130,7 @@ for i = 2, #KEYS do
     end
     if #set > 0 then redis.call('HSET', key, unpack(set)) end
     if meaningful or tonumber(hb) - (tonumber(cur[7]) or 0) >= persist then
-      redis.call('ZADD', KEYS[1], 'NX', now, ARGV[b])
+      redis.call('ZADD', dirty, 'NX', now, ARGV[b])
     end
     out[#out + 1] = '200'; out[#out + 1] = hb; out[#out + 1] = act or ''
     out[#out + 1] = iar or ''; out[#out + 1] = osc or ''
