@@ -46,7 +46,7 @@ def register_fleet(redis_url: str, fleet: Fleet, shards: int) -> None:
 def den_beat_args(worker_id: str, heartbeat_ms: int) -> list[str]:
     """RECORD_HEARTBEATS arguments of one active Den beat with one open session."""
     hb = str(heartbeat_ms)
-    return [worker_id, "1", "", hb, hb, "1", "1", "", "d", "", "", "", "", ""]
+    return [worker_id, "1", "", hb, hb, "1", "1", "", "d"]
 
 
 def beat_fleet(

@@ -75,7 +75,7 @@ class DenHeartbeatRoute:
             worker_id, str(claim.version), "", str(heartbeat), active,
             "1" if beat.isActiveRecently else "0",
             "" if sessions is msgspec.UNSET else str(sessions), skew,
-            "d", "", "", "", "", "",
+            "d",
         ]  # fmt: skip
         try:
             result = await state.committer.submit(

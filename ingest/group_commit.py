@@ -31,7 +31,7 @@ class _Metrics(Protocol):
 class Beat(NamedTuple):
     shard: int
     key: str  # the worker's hash
-    args: list[str]  # hotstore.BEAT_ARGS values
+    args: list[str]  # this beat's RECORD_HEARTBEATS arguments
 
 
 class BeatResult(NamedTuple):

@@ -61,23 +61,21 @@ def inflight_key(shard: int) -> str:
     return f"{shard_tag(shard)}:inflight"
 
 
-# Per beat ARGV stride of RECORD_HEARTBEATS.
-BEAT_ARGS = 14
-
 # KEYS: per beat its worker hash and its shard's dirty set. On one Redis a whole batch is one
 # call (shards mixed); on a cluster the caller sends one call per shard, so each touches one slot.
 # ARGV: now ms, persist interval ms, then per beat: id, token version ('' = not checked), org
 # ('' = not checked), heartbeat ms, active ms ('' = not active), isActiveRecently ('1'/'0'/''),
-# openSessionCount (''), skew (''), kind ('d' Den, 'k' Kubiya), status, tasks, task id ('' =
-# null), environment, metadata JSON.
+# openSessionCount (''), skew (''), kind ('d' Den, 'k' Kubiya); a Kubiya beat adds status,
+# tasks, task id ('' = null), environment, metadata JSON. (Den beats skip those five: fewer
+# arguments to pack on ingest's hot path.)
 # Returns per beat: code (200/401/404), heartbeat, active ('' = null), active recently, sessions.
 RECORD_HEARTBEATS = """
 local now = ARGV[1]
 local persist = tonumber(ARGV[2])
 local out = {}
+local b = 3
 for i = 1, #KEYS, 2 do
   local key, dirty = KEYS[i], KEYS[i + 1]
-  local b = 3 + (i - 1) / 2 * 14
   local cur = redis.call('HMGET', key, 'o', 'v', 'hb', 'act', 'iar', 'osc', 'p', 'ks', 'kc', 'ke')
   if not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
     out[#out + 1] = '404'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
@@ -135,9 +133,10 @@ for i = 1, #KEYS, 2 do
     out[#out + 1] = '200'; out[#out + 1] = hb; out[#out + 1] = act or ''
     out[#out + 1] = iar or ''; out[#out + 1] = osc or ''
   end
+  if ARGV[b + 8] == 'k' then b = b + 14 else b = b + 9 end
 end
 return out
-""".replace("* 14", f"* {BEAT_ARGS}")
+"""
 
 _FIELD_LIST = ", ".join(f"'{f}'" for f in LIVE_FIELDS)
 

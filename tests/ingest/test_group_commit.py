@@ -122,3 +122,34 @@ async def test_a_failing_beat_does_not_fail_its_batch(client, redis, settings):
         )
     )
     assert [r.status_code for r in responses] == [200, 401, 404, 200]
+
+
+async def test_den_and_kubiya_beats_in_one_batch_are_each_stored(app, client, redis, settings):
+    """The two contracts carry different argument counts in the same script call."""
+    workers = [await register(redis, settings) for _ in range(6)]
+    sent = now_ms() - 60_000
+
+    def beat(n: int, worker) -> object:
+        headers = {"Authorization": f"Bearer {worker.token}"}
+        if n % 2:
+            body = {"worker_id": worker.id, "environment_name": f"env-{n}", "status": "busy",
+                    "tasks_processed": n, "current_task_id": f"task-{n}"}  # fmt: skip
+            return client.post("/api/v1/workers/heartbeat", json=body, headers=headers)
+        body = {"isActiveRecently": True, "sentAt": format_ms(sent + n), "openSessionCount": n}
+        return client.post(f"/v1/workers/{worker.id}/activity-heartbeat", json=body,
+                           headers=headers)  # fmt: skip
+
+    responses = await asyncio.gather(*(beat(n, w) for n, w in enumerate(workers)))
+    assert [r.status_code for r in responses] == [200, 204] * 3
+    assert app.state.ingest.metrics.batch_size.total < len(workers)  # they did share calls
+
+    for n, worker in enumerate(workers):
+        stored = await redis.hgetall(hotstore.worker_key(worker.id, settings.shards))
+        if n % 2:
+            assert stored[b"ke"] == f"env-{n}".encode()
+            assert stored[b"kc"] == f"task-{n}".encode()
+            assert stored[b"kt"] == str(n).encode()
+        else:
+            assert stored[b"hb"] == str(sent + n).encode()
+            assert stored[b"osc"] == str(n).encode()
+            assert b"ks" not in stored
