@@ -94,11 +94,9 @@ def _persist_all(client: Redis, shards: int) -> None:
         keys = [hotstore.dirty_key(shard), hotstore.inflight_key(shard)]
         reply = claim(keys=keys, args=[now_ms(), 60_000, 1_000_000, prefix])
         stride = 1 + len(hotstore.LIVE_FIELDS)
-        pairs: list[bytes] = []
-        for i in range(1, len(reply), stride):
-            pairs += [reply[i], reply[i + 1]]  # worker id, its heartbeat ms
-        if pairs:
-            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], prefix, b" ".join(pairs)])
+        ids = [reply[i] for i in range(1, len(reply), stride)]
+        if ids:
+            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], b" ".join(ids)])
 
 
 async def _beat_every_worker(settings: Settings, fleet: Fleet) -> None:

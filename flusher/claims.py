@@ -50,7 +50,6 @@ class Claim:
     lease: str
     ids: list[str] = field(default_factory=list)  # everything claimed, acked or released together
     rows: list[LiveRow] = field(default_factory=list)  # those whose hash still exists
-    acks: list[bytes] = field(default_factory=list)  # ACK_PERSISTED's (id, heartbeat ms) pairs
 
 
 _NO_KUBIYA = (None, None, None, None, None)
@@ -67,13 +66,11 @@ def _text(value: bytes) -> str | None:
 def parse_claim(shard: int, reply: Sequence[bytes]) -> Claim:
     """CLAIM_DIRTY's reply (from a client that returns bytes) as a Claim."""
     claim = Claim(shard, reply[0].decode())
-    ids, rows, acks = claim.ids, claim.rows, claim.acks
+    ids, rows = claim.ids, claim.rows
     for i in range(1, len(reply), _STRIDE):
-        raw_id = reply[i]
-        worker_id = raw_id.decode()
+        worker_id = reply[i].decode()
         ids.append(worker_id)
         hb, act, iar, osc, skew, ks, kt, kc, ke, km = reply[i + 1 : i + _STRIDE]
-        acks += (raw_id, hb or b"0")
         if not hb:  # the worker was deleted (its hash is gone) or never beat
             continue
         kubiya: tuple[str | None, int | None, str | None, str | None, str | None] = (
@@ -133,15 +130,9 @@ async def claim_dirty(redis: Redis, shard: int, limit: int, lease: float) -> Cla
 
 
 async def ack_claims(redis: Redis, claims: Sequence[Claim]) -> None:
-    """End the claims' leases and record the heartbeat Postgres now holds for each worker, so
-    the ingest script's dirty rule waits a persist interval before marking it dirty again."""
+    """End the claims' leases: Postgres holds what they carried."""
     calls: list[ScriptCall] = [
-        (
-            [hotstore.inflight_key(c.shard)],
-            [c.lease, hotstore.worker_prefix(c.shard), b" ".join(c.acks)],
-        )
-        for c in claims
-        if c.ids
+        ([hotstore.inflight_key(c.shard)], [c.lease, " ".join(c.ids)]) for c in claims if c.ids
     ]
     if calls:
         await run_scripts(redis, ACK, calls)

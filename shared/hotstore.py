@@ -143,6 +143,9 @@ _FIELD_LIST = ", ".join(f"'{f}'" for f in LIVE_FIELDS)
 # KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
 # Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
 # Returns the lease expiry, then per claimed worker its id and LIVE_FIELDS ('' = missing).
+# The heartbeat read here is recorded as persisted (`p`) right away: the claimed state stays in
+# the in-flight set until Postgres has it (a failed write or a dead flusher puts it back in
+# dirty), so `p` only spares the dirty rule from re-marking the worker for what is in hand.
 CLAIM_DIRTY = """
 local now, lease, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -160,6 +163,7 @@ for i = 1, #popped, 2 do
   n = n + 1
   out[n] = id
   local h = redis.call('HMGET', prefix .. id, FIELDS)
+  if h[1] then redis.call('HSET', prefix .. id, 'p', h[1]) end
   for j = 1, NFIELDS do out[n + j] = h[j] or '' end
   n = n + NFIELDS
 end
@@ -170,20 +174,19 @@ end
 return out
 """.replace("NFIELDS", str(len(LIVE_FIELDS))).replace("FIELDS", _FIELD_LIST)
 
-# KEYS: in-flight set. ARGV: lease expiry from the claim, worker key prefix, then one argument
-# "id ms id ms ...": each worker id and the heartbeat ms now in Postgres (one argument rather than
-# two per worker: packing arguments is what costs a client most). A lease re-claimed by another
-# flusher is left alone. Needs Redis 6.2+ (ZMSCORE).
+# KEYS: in-flight set. ARGV: lease expiry from the claim, then the claimed worker ids in one
+# space-separated argument (packing arguments is what costs a client most). Ends the leases,
+# except those re-claimed by another flusher since. Needs Redis 6.2+ (ZMSCORE).
 ACK_PERSISTED = """
-local lease, prefix = tonumber(ARGV[1]), ARGV[2]
-local ids, persisted, n = {}, {}, 0
-for id, ms in string.gmatch(ARGV[3] or '', '(%S+) (%S+)') do
+local lease = tonumber(ARGV[1])
+local ids, n = {}, 0
+for id in string.gmatch(ARGV[2] or '', '%S+') do
   n = n + 1
-  ids[n], persisted[n] = id, ms
+  ids[n] = id
 end
 local mine = {}
-for i = 1, #ids, 1000 do
-  local last = math.min(i + 999, #ids)
+for i = 1, n, 1000 do
+  local last = math.min(i + 999, n)
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids, i, last))
   for j = 1, #scores do
     if scores[j] and tonumber(scores[j]) == lease then mine[#mine + 1] = ids[i + j - 1] end
@@ -191,14 +194,6 @@ for i = 1, #ids, 1000 do
 end
 for i = 1, #mine, 1000 do
   redis.call('ZREM', KEYS[1], unpack(mine, i, math.min(i + 999, #mine)))
-end
-for i = 1, n do
-  local key = prefix .. ids[i]
-  local cur = redis.call('HMGET', key, 'o', 'p')
-  -- The registry field tells a live hash from a deleted worker, which must stay deleted.
-  if cur[1] and ((not cur[2]) or tonumber(persisted[i]) > tonumber(cur[2])) then
-    redis.call('HSET', key, 'p', persisted[i])
-  end
 end
 return 0
 """
