@@ -19,6 +19,7 @@ from shared.timefmt import from_ms, now_ms
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="drains (median reported)")
+    parser.add_argument("--chunk", type=int, default=Settings.flush_chunk, help="HB_FLUSH_CHUNK")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
         redis_url = stack.enter_context(embedded_redis(directory))
         database_url = stack.enter_context(embedded_postgres(directory))
         settings = Settings(
-            redis_url=redis_url, database_url=database_url, token_keys=parse_token_keys(TOKEN_KEYS)
+            redis_url=redis_url,
+            database_url=database_url,
+            token_keys=parse_token_keys(TOKEN_KEYS),
+            flush_chunk=args.chunk,
         )
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         register_fleet(redis_url, fleet, settings.shards)

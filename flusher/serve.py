@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging.config
+import logging
 
-from arq.logs import default_log_config
 from arq.worker import run_worker
 
 from flusher.worker import worker_settings
+from shared.logs import configure_logging
 from shared.settings import load_settings
 
 
@@ -18,8 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(require_token_keys=False)  # a bad variable fails here, by name
-    config = default_log_config(args.verbose)
-    config["loggers"]["hb"] = config["loggers"]["arq"]  # our warnings beside arq's job lines
-    logging.config.dictConfig(config)
+    configure_logging(settings.log_level)
+    if not args.verbose:  # arq logs each cron run at info: one line every flush interval
+        logging.getLogger("arq").setLevel(logging.WARNING)
     run_worker(worker_settings(settings))
     return 0

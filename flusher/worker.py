@@ -129,7 +129,10 @@ def worker_settings(settings: Settings) -> type:
         {
             "functions": [],
             "cron_jobs": cron_jobs(settings),
-            "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+            # arq has no cluster client: with a Redis Cluster its queue lives elsewhere.
+            "redis_settings": RedisSettings.from_dsn(
+                settings.queue_redis_url or settings.redis_url
+            ),
             "on_startup": on_startup,
             "on_shutdown": shutdown,
         },

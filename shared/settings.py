@@ -70,6 +70,7 @@ def parse_token_keys(raw: str) -> dict[str, bytes]:
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_redis_url: str = ""  # the flusher's arq queue; empty: redis_url
     database_url: str = "postgresql://postgres@127.0.0.1:5432/heartbeat"
     token_keys: dict[str, bytes] = field(default_factory=dict)
     redis_cluster: bool = False

@@ -61,3 +61,15 @@ async def test_two_arq_workers_restore_the_registry_and_persist_beats(
         for w in flushers:
             await w.close()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+def test_the_job_queue_can_live_apart_from_the_hot_store():
+    from flusher.worker import worker_settings
+    from shared.settings import load_settings
+
+    env = {"HB_REDIS_URL": "redis://hot:6379/0", "HB_QUEUE_REDIS_URL": "redis://queue:6380/2"}
+    queue = worker_settings(load_settings(env, require_token_keys=False)).redis_settings
+    assert (queue.host, queue.port, queue.database) == ("queue", 6380, 2)
+    same = worker_settings(load_settings({"HB_REDIS_URL": "redis://hot:6379/0"},
+                                         require_token_keys=False)).redis_settings  # fmt: skip
+    assert (same.host, same.port) == ("hot", 6379)
