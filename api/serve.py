@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
-from shared.logs import configure_logging
-from shared.settings import load_settings
+from shared.serving import add_server_arguments, serve
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    add_server_arguments(parser, port=8081)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()  # fail fast with a message that names the bad variable
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        "api.app:app", host=args.host, port=args.port, workers=args.workers,
-        loop="uvloop", http="httptools", access_log=False, log_config=None,
-    )  # fmt: skip
-    return 0
+    return serve("api.app:app", args)

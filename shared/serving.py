@@ -1,0 +1,29 @@
+"""Serving a Starlette app of ours with uvicorn, the way `hb ingest` and `hb api` do."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import uvicorn
+
+from shared.logs import configure_logging
+from shared.settings import load_settings
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+
+def serve(app: str, args: argparse.Namespace, **uvicorn_options: Any) -> int:
+    """Validate the settings (a bad variable fails here, by name), then run uvicorn with uvloop
+    and httptools, JSON-line logs and no access log."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        app, host=args.host, port=args.port, workers=args.workers, loop="uvloop",
+        http="httptools", access_log=False, log_config=None, **uvicorn_options,
+    )  # fmt: skip
+    return 0
