@@ -3,16 +3,11 @@ the published contracts (seeds beside the repository)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import pytest
-import yaml
 from jsonschema import Draft202012Validator
 
-from tests.conftest import seeds_dir
-
-_FENCE = re.compile(r"^````yaml[^\n]*\n(.*?)^````", re.S | re.M)
+from tests.contracts import seed_document
 
 
 def response_validator(document: dict[str, Any], path: str, method: str, status: int):
@@ -30,17 +25,6 @@ def assert_conforms(
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 
-def seed(prefix: str) -> dict[str, Any]:
-    folder = seeds_dir()
-    matches = sorted(folder.glob(f"{prefix}*.txt")) if folder.is_dir() else []
-    if not matches:
-        pytest.skip(f"the published contracts are not beside the repository ({folder})")
-    match = _FENCE.search(matches[0].read_text(encoding="utf-8"))
-    assert match, f"no OpenAPI block in {matches[0].name}"
-    document: dict[str, Any] = yaml.safe_load(match.group(1))
-    return document
-
-
 def _resolve(node: Any, document: dict[str, Any]) -> Any:
     while isinstance(node, dict) and "$ref" in node:
         node = document["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
@@ -50,7 +34,7 @@ def _resolve(node: Any, document: dict[str, Any]) -> Any:
 def assert_operation_covers_seed(ours: dict[str, Any], prefix: str) -> None:
     """Same path, method, parameters (ours may add optional ones), request fields and status
     codes as the contract, and every response field the contract requires is required by ours."""
-    theirs = seed(prefix)
+    theirs = seed_document(prefix)
     ((path, item),) = theirs["paths"].items()
     ((method, seed_op),) = item.items()
     assert path in ours["paths"] and method in ours["paths"][path], f"{method} {path}"

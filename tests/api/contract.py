@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import pytest
-import yaml
 from jsonschema import Draft202012Validator
 
-from tests.conftest import seeds_dir
+from tests.contracts import seed_document
 
-_FENCE = re.compile(r"^````yaml[^\n]*\n(.*?)^````", re.S | re.M)
 _SEEDS = {
     "WorkerListResponse": "003_",
     "InvalidRequestError": "003_",
@@ -23,13 +19,7 @@ _SEEDS = {
 
 def den_validator(schema_name: str) -> Draft202012Validator:
     """A validator for `#/components/schemas/<schema_name>` of the seed that defines it."""
-    folder = seeds_dir()
-    if not folder.is_dir():
-        pytest.skip(f"the published contracts are not beside the repository ({folder})")
-    [path] = folder.glob(_SEEDS[schema_name] + "*.txt")
-    match = _FENCE.search(path.read_text())
-    assert match, f"no OpenAPI block in {path.name}"
-    document: dict[str, Any] = yaml.safe_load(match.group(1))
+    document = seed_document(_SEEDS[schema_name])
     # Local `#/components/...` refs resolve against the root, so the components ride along.
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
     Draft202012Validator.check_schema(schema)

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jsonschema
-import pytest
-import yaml
 
-from tests.conftest import seeds_dir
+from tests.contracts import seed_document
 
 DEN_HEARTBEAT = "000_"
 KUBIYA_HEARTBEAT = "002_"
-
-
-@functools.cache
-def _document(prefix: str) -> dict[str, Any]:
-    folder = seeds_dir()
-    matches = sorted(folder.glob(f"{prefix}*.txt")) if folder.is_dir() else []
-    if not matches:
-        pytest.skip(f"the contract seeds are not available at {folder}")
-    text = matches[0].read_text(encoding="utf-8")
-    start = text.index("````yaml")
-    body_start = text.index("\n", start) + 1
-    end = text.index("````", body_start)
-    document: dict[str, Any] = yaml.safe_load(text[body_start:end])
-    return document
 
 
 def _inline(node: Any, schemas: dict[str, Any]) -> Any:
@@ -42,27 +25,27 @@ def _inline(node: Any, schemas: dict[str, Any]) -> Any:
 
 def component(prefix: str, name: str) -> dict[str, Any]:
     """A schema of `components/schemas` with its references resolved."""
-    schemas = _document(prefix)["components"]["schemas"]
+    schemas = seed_document(prefix)["components"]["schemas"]
     resolved: dict[str, Any] = _inline(schemas[name], schemas)
     return resolved
 
 
 def _operation(prefix: str) -> dict[str, Any]:
-    paths = _document(prefix)["paths"]
+    paths = seed_document(prefix)["paths"]
     (path_item,) = paths.values()
     operation: dict[str, Any] = path_item["post"]
     return operation
 
 
 def request_body(prefix: str) -> dict[str, Any]:
-    schemas = _document(prefix)["components"]["schemas"]
+    schemas = seed_document(prefix)["components"]["schemas"]
     schema = _operation(prefix)["requestBody"]["content"]["application/json"]["schema"]
     resolved: dict[str, Any] = _inline(schema, schemas)
     return resolved
 
 
 def response(prefix: str, status: int) -> dict[str, Any]:
-    schemas = _document(prefix)["components"]["schemas"]
+    schemas = seed_document(prefix)["components"]["schemas"]
     schema = _operation(prefix)["responses"][str(status)]["content"]["application/json"]["schema"]
     resolved: dict[str, Any] = _inline(schema, schemas)
     return resolved
