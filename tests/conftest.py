@@ -15,7 +15,7 @@ import redis as sync_redis
 from redis.asyncio import Redis
 
 from shared import hotstore, typeid
-from shared.db import ensure_database, migrate
+from shared.db import create_pool, ensure_database, migrate
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.settings import Settings
 from shared.tokens import issue_worker_token
@@ -66,6 +66,14 @@ async def database_url(pg_server_url: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on the test's fresh database."""
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
 
 
 def make_settings(redis_url: str, database_url: str = "", **overrides: object) -> Settings:

@@ -21,14 +21,6 @@ def settings(redis_url: str, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    assert pool is not None
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async for client in asgi_client(create_app(settings)):
         yield client

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -8,7 +7,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared.db import create_pool
 from shared.settings import Settings
 from shared.timefmt import format_ms, to_ms
 from tests.conftest import RegisteredWorker, make_settings, register
@@ -18,13 +16,6 @@ from tests.conftest import RegisteredWorker, make_settings, register
 def settings(redis_url: str, database_url: str) -> Settings:
     """Ingest and flusher share these, as they would in one deployment."""
     return make_settings(redis_url, database_url, flush_chunk=50)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 async def add_worker(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -18,14 +15,6 @@ from tests.conftest import make_settings
 @pytest.fixture
 def settings(redis_url: str, database_url: str) -> Settings:
     return make_settings(redis_url, database_url)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    assert pool is not None
-    yield pool
-    await pool.close()
 
 
 async def test_a_second_run_reuses_every_credential(pool, redis: Redis, settings) -> None:
