@@ -175,9 +175,7 @@ async def create_worker(
         hotstore.register_worker(redis, settings.shards, worker_id, org_id, version),
         f"worker {worker_id}",
     )
-    return worker_id, issue_worker_token(
-        settings.token_keys, settings.signing_kid, worker_id, version
-    )
+    return worker_id, heartbeat_token(settings, worker_id, version)
 
 
 async def bump_token_version(pool: asyncpg.Pool, org_id: str, worker_id: str) -> int | None:
