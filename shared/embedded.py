@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 PG_SYSTEM_USER = "hbpostgres"  # PostgreSQL refuses to run as root
@@ -45,10 +46,17 @@ def redis_server_binary() -> Path:
 class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1:`port`, data (if any) under `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None, persist: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        persist: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +69,7 @@ class EmbeddedRedis:
         args = [
             str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--logfile", str(log), "--daemonize", "no",
-            "--save", "60 1" if self.persist else "", "--appendonly", "no",
+            "--save", "60 1" if self.persist else "", "--appendonly", "no", *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         _wait_for_port(self.port, self.proc, "redis-server", log)

@@ -3,8 +3,7 @@ reads them back (before and after the flusher persisted them), then rotates and 
 
 from __future__ import annotations
 
-import pytest
-
+from flusher.drain import drain_all
 from tests.api.contract import assert_valid
 
 
@@ -54,7 +53,6 @@ async def test_create_beat_read_rotate_delete(api, ingest, pool, tenant, other_t
 
 
 async def test_reads_agree_before_and_after_a_flush(api, ingest, pool, redis, settings, tenant):
-    drain = pytest.importorskip("flusher.drain", reason="the flusher is not in this tree yet")
     created = await api.post("/v1/workers", json={"name": "runner-2"}, headers=tenant.as_user)
     worker_id, token = created.json()["worker"]["id"], created.json()["heartbeatToken"]
     acked = await beat(ingest, worker_id, token, openSessionCount=5)
@@ -62,7 +60,7 @@ async def test_reads_agree_before_and_after_a_flush(api, ingest, pool, redis, se
     before = await read(api, tenant, worker_id)
     assert await pool.fetchval("SELECT last_heartbeat_at FROM workers") is None
 
-    await drain.drain_all(redis, pool, settings)
+    await drain_all(redis, pool, settings)
 
     persisted = await pool.fetchrow(
         "SELECT last_heartbeat_at, open_session_count FROM workers WHERE id = $1", worker_id
