@@ -3,6 +3,8 @@ three-node cluster started from the bundled redis-server (each script touches on
 
 from __future__ import annotations
 
+import random
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,11 +25,26 @@ from tests.api.conftest import make_tenant
 from tests.conftest import asgi_client, make_settings
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too, so at most 55535."""
+    for _ in range(1000):
+        port = random.randint(20_000, 55_535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("cluster")
     nodes = [
-        EmbeddedRedis(directory / str(n), extra_args=["--cluster-enabled", "yes"]) for n in range(3)
+        EmbeddedRedis(directory / str(n), _cluster_port(), extra_args=["--cluster-enabled", "yes"])
+        for n in range(3)
     ]
     try:
         for node in nodes:
