@@ -93,7 +93,7 @@ class DenHeartbeatRoute:
         response = DenHeartbeatResponse(
             ok=True,
             workerId=worker_id,
-            isActiveRecently=result.active_recently == "1",
+            isActiveRecently=result.active_recently == b"1",
             openSessionCount=int(result.open_sessions) if result.open_sessions else None,
             lastHeartbeatAt=format_ms(int(result.heartbeat_ms)),
             lastActiveAt=format_ms(int(result.active_ms)) if result.active_ms else None,

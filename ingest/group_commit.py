@@ -35,11 +35,13 @@ class Beat(NamedTuple):
 
 
 class BeatResult(NamedTuple):
+    """The script's answer for one beat, as Redis sent it (ASCII digits; b"" = none)."""
+
     code: int
-    heartbeat_ms: str
-    active_ms: str
-    active_recently: str
-    open_sessions: str
+    heartbeat_ms: bytes
+    active_ms: bytes
+    active_recently: bytes
+    open_sessions: bytes
 
 
 # Writes under way at once. Beats arriving meanwhile gather into the next batch: under load,
@@ -112,9 +114,7 @@ class GroupCommitter:
                 if future.done():  # the request was cancelled (client went away)
                     continue
                 code, hb, act, iar, osc = reply[n * 5 : n * 5 + 5]  # type: ignore[index]
-                future.set_result(
-                    BeatResult(int(code), hb.decode(), act.decode(), iar.decode(), osc.decode())
-                )
+                future.set_result(BeatResult(int(code), hb, act, iar, osc))
 
     def _script_call(
         self, items: list[tuple[Beat, asyncio.Future[BeatResult]]]
