@@ -32,9 +32,26 @@ WORKER_FIELDS = (
 )  # fmt: skip
 
 
+# Every write below reports `registry_synced`: False when Redis was down, so the caller can say
+# that the flusher's reconcile will bring the registry in step.
+
+
+class NewApiKey(NamedTuple):
+    key_id: str
+    secret: str  # shown once; only its hash is kept
+    registry_synced: bool
+
+
+class NewWorker(NamedTuple):
+    worker_id: str
+    heartbeat_token: str  # shown once
+    registry_synced: bool
+
+
 class RotatedToken(NamedTuple):
     heartbeat_token: str
     token_version: int
+    registry_synced: bool
 
 
 async def sync_registry(change: Awaitable[Any], what: str) -> bool:
@@ -85,10 +102,14 @@ async def create_session(
     return token
 
 
-async def insert_api_key(
-    pool: asyncpg.Pool, org_id: str, name: str, created_by_user_id: str | None = None
-) -> tuple[str, str]:
-    """The Postgres half of `create_api_key`: (key id, secret)."""
+async def add_api_key(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    org_id: str,
+    name: str,
+    created_by_user_id: str | None = None,
+) -> NewApiKey:
+    """An org API key, registered for ingest's Kubiya route."""
     key_id = typeid.new_id(typeid.API_KEY)
     secret = new_api_key()
     await pool.execute(
@@ -96,7 +117,10 @@ async def insert_api_key(
         " VALUES ($1, $2, $3, $4, $5)",
         key_id, org_id, name, hash_secret(secret), created_by_user_id,
     )  # fmt: skip
-    return key_id, secret
+    synced = await sync_registry(
+        hotstore.register_api_key(redis, hash_secret(secret), org_id), f"API key {key_id}"
+    )
+    return NewApiKey(key_id, secret, synced)
 
 
 async def create_api_key(
@@ -106,40 +130,34 @@ async def create_api_key(
     name: str,
     created_by_user_id: str | None = None,
 ) -> tuple[str, str]:
-    """An org API key: (key id, secret). The secret is shown once; only its hash is kept."""
-    key_id, secret = await insert_api_key(pool, org_id, name, created_by_user_id)
-    await sync_registry(
-        hotstore.register_api_key(redis, hash_secret(secret), org_id), f"API key {key_id}"
-    )
-    return key_id, secret
+    """`add_api_key` for callers that only want (key id, secret)."""
+    new = await add_api_key(pool, redis, org_id, name, created_by_user_id)
+    return new.key_id, new.secret
 
 
-async def revoke_api_key_row(pool: asyncpg.Pool, org_id: str, key_id: str) -> str | None:
-    """Mark the key revoked in Postgres; its hash, or None when the org has no such live key."""
+async def revoke_api_key(pool: asyncpg.Pool, redis: Redis, org_id: str, key_id: str) -> bool | None:
+    """Revoke the key: None when the org has no such live key, else `registry_synced`."""
     key_hash: str | None = await pool.fetchval(
         "UPDATE api_keys SET revoked_at = now()"
         " WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING key_hash",
         key_id, org_id,
     )  # fmt: skip
-    return key_hash
-
-
-async def revoke_api_key(pool: asyncpg.Pool, redis: Redis, org_id: str, key_id: str) -> bool:
-    key_hash = await revoke_api_key_row(pool, org_id, key_id)
     if key_hash is None:
-        return False
-    await sync_registry(hotstore.revoke_api_key(redis, key_hash), f"revocation of {key_id}")
-    return True
+        return None
+    return await sync_registry(hotstore.revoke_api_key(redis, key_hash), f"revocation of {key_id}")
 
 
-async def insert_worker(
+async def add_worker(
     pool: asyncpg.Pool,
+    redis: Redis,
+    settings: Settings,
     org_id: str,
     name: str,
     created_by_user_id: str | None = None,
     **den_fields: Any,
-) -> tuple[str, int]:
-    """The Postgres half of `create_worker`: (worker id, token version)."""
+) -> NewWorker:
+    """A worker in `org_id`; ingest accepts its beats once the registry has it (right away
+    unless Redis is down)."""
     unknown = set(den_fields) - set(WORKER_FIELDS)
     if unknown:
         raise TypeError(f"unknown worker fields: {', '.join(sorted(unknown))}")
@@ -156,7 +174,11 @@ async def insert_worker(
         " RETURNING token_version",
         *values,
     )
-    return worker_id, version
+    synced = await sync_registry(
+        hotstore.register_worker(redis, settings.shards, worker_id, org_id, version),
+        f"worker {worker_id}",
+    )
+    return NewWorker(worker_id, heartbeat_token(settings, worker_id, version), synced)
 
 
 async def create_worker(
@@ -168,24 +190,9 @@ async def create_worker(
     created_by_user_id: str | None = None,
     **den_fields: Any,
 ) -> tuple[str, str]:
-    """A worker in `org_id` and its heartbeat token: (worker id, token). Ingest accepts its beats
-    once the registry has it, which is right away unless Redis is down."""
-    worker_id, version = await insert_worker(pool, org_id, name, created_by_user_id, **den_fields)
-    await sync_registry(
-        hotstore.register_worker(redis, settings.shards, worker_id, org_id, version),
-        f"worker {worker_id}",
-    )
-    return worker_id, heartbeat_token(settings, worker_id, version)
-
-
-async def bump_token_version(pool: asyncpg.Pool, org_id: str, worker_id: str) -> int | None:
-    """The worker's new token version, or None when the org has no such live worker."""
-    version: int | None = await pool.fetchval(
-        "UPDATE workers SET token_version = token_version + 1, updated_at = now()"
-        " WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING token_version",
-        worker_id, org_id,
-    )  # fmt: skip
-    return version
+    """`add_worker` for callers that only want (worker id, heartbeat token)."""
+    new = await add_worker(pool, redis, settings, org_id, name, created_by_user_id, **den_fields)
+    return new.worker_id, new.heartbeat_token
 
 
 def heartbeat_token(settings: Settings, worker_id: str, version: int) -> str:
@@ -195,33 +202,34 @@ def heartbeat_token(settings: Settings, worker_id: str, version: int) -> str:
 async def rotate_worker_token(
     pool: asyncpg.Pool, redis: Redis, settings: Settings, org_id: str, worker_id: str
 ) -> RotatedToken | None:
-    """A new heartbeat token; every older one is refused by ingest from then on."""
-    version = await bump_token_version(pool, org_id, worker_id)
+    """A new heartbeat token, or None when the org has no such live worker; every older token
+    is refused by ingest from then on."""
+    version: int | None = await pool.fetchval(
+        "UPDATE workers SET token_version = token_version + 1, updated_at = now()"
+        " WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING token_version",
+        worker_id, org_id,
+    )  # fmt: skip
     if version is None:
         return None
-    await sync_registry(
+    synced = await sync_registry(
         hotstore.register_worker(redis, settings.shards, worker_id, org_id, version),
         f"token rotation of {worker_id}",
     )
-    return RotatedToken(heartbeat_token(settings, worker_id, version), version)
+    return RotatedToken(heartbeat_token(settings, worker_id, version), version, synced)
 
 
-async def soft_delete_worker(pool: asyncpg.Pool, org_id: str, worker_id: str) -> bool:
+async def delete_worker(
+    pool: asyncpg.Pool, redis: Redis, settings: Settings, org_id: str, worker_id: str
+) -> bool | None:
+    """Soft-delete the worker (ingest answers 404 for it once the registry entry is gone):
+    None when the org has no such live worker, else `registry_synced`."""
     deleted = await pool.fetchval(
         "UPDATE workers SET deleted_at = now(), updated_at = now()"
         " WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING id",
         worker_id, org_id,
     )  # fmt: skip
-    return deleted is not None
-
-
-async def delete_worker(
-    pool: asyncpg.Pool, redis: Redis, settings: Settings, org_id: str, worker_id: str
-) -> bool:
-    """Soft-delete the worker; ingest answers 404 for it once the registry entry is gone."""
-    if not await soft_delete_worker(pool, org_id, worker_id):
-        return False
-    await sync_registry(
+    if deleted is None:
+        return None
+    return await sync_registry(
         hotstore.unregister_worker(redis, settings.shards, worker_id), f"deletion of {worker_id}"
     )
-    return True

@@ -18,9 +18,8 @@ from api.http import JSON, BodyError, decode_body
 from api.state import ApiState
 from api.worker_page import Caller
 from api.workers_manage import PENDING
-from shared import hotstore, typeid
+from shared import typeid
 from shared.timefmt import format_dt
-from shared.tokens import hash_secret
 
 SESSION_ONLY = "API keys are managed by a signed-in user: use a session token (Bearer)."
 KEY_COLUMNS = "id, name, created_by_user_id, created_at, revoked_at"
@@ -54,18 +53,14 @@ async def create_api_key(request: Request) -> Response:
         body = await decode_body(request, create_api_key_decoder, state.settings.max_body_bytes)
     except BodyError as exc:
         return exc.response
-    key_id, secret = await admin.insert_api_key(
-        state.pool, caller.org_id, body.name.strip(), caller.user_id
+    new = await admin.add_api_key(
+        state.pool, state.redis, caller.org_id, body.name.strip(), caller.user_id
     )
-    synced = await admin.sync_registry(
-        hotstore.register_api_key(state.redis, hash_secret(secret), caller.org_id),
-        f"API key {key_id}",
-    )
-    row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", new.key_id)
     return JSON(
-        {"apiKey": api_key_json(row), "secret": secret},
+        {"apiKey": api_key_json(row), "secret": new.secret},
         status_code=201,
-        headers=None if synced else PENDING,
+        headers=None if new.registry_synced else PENDING,
     )
 
 
@@ -89,10 +84,7 @@ async def revoke_api_key(request: Request) -> Response:
     caller = await _session_caller(request, state)
     if isinstance(caller, Response):
         return caller
-    key_hash = await admin.revoke_api_key_row(state.pool, caller.org_id, key_id)
-    if key_hash is None:
+    synced = await admin.revoke_api_key(state.pool, state.redis, caller.org_id, key_id)
+    if synced is None:
         return errors.not_found("api_key_not_found", "API key not found.")
-    synced = await admin.sync_registry(
-        hotstore.revoke_api_key(state.redis, key_hash), f"revocation of {key_id}"
-    )
     return Response(status_code=204, headers=None if synced else PENDING)
