@@ -9,10 +9,10 @@ import time
 
 from bench import report
 from bench.fleet import Fleet, beat_fleet, insert_fleet_rows, new_fleet, register_fleet
-from bench.servers import TOKEN_KEYS, embedded_postgres, embedded_redis, time_limit, workdir
+from bench.servers import TOKEN_KEYS, embedded_stores, time_limit, workdir
 from shared.db import create_pool
 from shared.redis_conn import connect_redis
-from shared.settings import Settings, parse_token_keys
+from shared.settings import Settings
 from shared.timefmt import from_ms, now_ms
 
 
@@ -25,16 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with time_limit(900), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        redis_url = stack.enter_context(embedded_redis(directory))
-        database_url = stack.enter_context(embedded_postgres(directory))
-        settings = Settings(
-            redis_url=redis_url,
-            database_url=database_url,
-            token_keys=parse_token_keys(TOKEN_KEYS),
-            flush_chunk=args.chunk,
-        )
+        settings = stack.enter_context(embedded_stores(directory, flush_chunk=args.chunk))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
-        register_fleet(redis_url, fleet, settings.shards)
+        register_fleet(settings.redis_url, fleet, settings.shards)
         results = asyncio.run(_drains(settings, fleet, args.runs))
 
     rows = [

@@ -17,10 +17,10 @@ import asyncpg
 
 from bench import report
 from bench.fleet import Fleet, den_beat_args, insert_fleet_rows, new_fleet, register_fleet
-from bench.servers import TOKEN_KEYS, embedded_postgres, embedded_redis, time_limit, workdir
+from bench.servers import TOKEN_KEYS, embedded_stores, time_limit, workdir
 from shared import hotstore
 from shared.redis_conn import LuaScript, connect_redis
-from shared.settings import Settings, parse_token_keys
+from shared.settings import Settings
 from shared.timefmt import now_ms
 
 RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)
@@ -35,13 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with time_limit(900), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        redis_url = stack.enter_context(embedded_redis(directory))
-        database_url = stack.enter_context(embedded_postgres(directory))
-        settings = Settings(
-            redis_url=redis_url, database_url=database_url, token_keys=parse_token_keys(TOKEN_KEYS)
-        )
+        settings = stack.enter_context(embedded_stores(directory))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
-        register_fleet(redis_url, fleet, settings.shards)
+        register_fleet(settings.redis_url, fleet, settings.shards)
         beats, statements, rows, tup_updated = asyncio.run(
             _simulate(settings, fleet, args.warmup_minutes * 60, args.minutes * 60)
         )

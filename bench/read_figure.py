@@ -13,14 +13,13 @@ from bench import load, report
 from bench.fleet import beat_fleet, insert_fleet_rows, new_fleet, register_fleet
 from bench.servers import (
     TOKEN_KEYS,
-    embedded_postgres,
-    embedded_redis,
+    embedded_stores,
     server_env,
     time_limit,
     uvicorn,
     workdir,
 )
-from shared.settings import Settings, parse_token_keys
+from shared.settings import Settings
 from shared.timefmt import now_ms
 
 
@@ -42,20 +41,20 @@ def run(args: argparse.Namespace) -> int:
     budget = 240 + 2 * args.runs * args.seconds + args.warmup
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        redis_url = stack.enter_context(embedded_redis(directory))
-        database_url = stack.enter_context(embedded_postgres(directory))
-        settings = Settings(
-            redis_url=redis_url, database_url=database_url, token_keys=parse_token_keys(TOKEN_KEYS)
-        )
+        settings = stack.enter_context(embedded_stores(directory))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         api_key = asyncio.run(_seed(settings, fleet))
-        register_fleet(redis_url, fleet, settings.shards)
-        beat_fleet(redis_url, fleet, settings.shards, now_ms(), 60_000)
+        register_fleet(settings.redis_url, fleet, settings.shards)
+        beat_fleet(settings.redis_url, fleet, settings.shards, now_ms(), 60_000)
 
         path = f"/v1/workers?limit={args.limit}"
         headers = {"x-api-key": api_key}
         server = stack.enter_context(
-            uvicorn("api.app:app", server_env(redis_url, database_url), ready_path="/health")
+            uvicorn(
+                "api.app:app",
+                server_env(settings.redis_url, settings.database_url),
+                ready_path="/health",
+            )
         )
         page = httpx.get(server.base_url + path, headers=headers, timeout=10)
         page.raise_for_status()

@@ -15,11 +15,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from shared.db import ensure_database, migrate
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from shared.settings import Settings, parse_token_keys
 
 # The benchmark's own signing key: tokens are minted and verified only inside one bench run.
 TOKEN_KEYS = "b1:bench-signing-key-0123456789abcdef"
@@ -81,6 +83,18 @@ def embedded_postgres(directory: Path) -> Iterator[str]:
         yield asyncio.run(prepare())
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def embedded_stores(directory: Path, **overrides: Any) -> Iterator[Settings]:
+    """Embedded Redis and a migrated Postgres under `directory`; the settings that reach them."""
+    with embedded_redis(directory) as redis_url, embedded_postgres(directory) as database_url:
+        yield Settings(
+            redis_url=redis_url,
+            database_url=database_url,
+            token_keys=parse_token_keys(TOKEN_KEYS),
+            **overrides,
+        )
 
 
 def server_env(redis_url: str, database_url: str = "", **extra: str) -> dict[str, str]:
