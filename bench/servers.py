@@ -21,6 +21,7 @@ import httpx
 
 from shared.db import ensure_database, migrate
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from shared.http_protocol import PROTOCOL_PATH
 from shared.settings import Settings, parse_token_keys
 
 # The benchmark's own signing key: tokens are minted and verified only inside one bench run.
@@ -106,7 +107,8 @@ def server_env(redis_url: str, database_url: str = "", **extra: str) -> dict[str
 
 
 class Uvicorn:
-    """One uvicorn process, one worker, uvloop + httptools, access log off: the production mode."""
+    """One uvicorn process, one worker, uvloop + httptools (one write per response), access log
+    off: the production mode, for every app a figure compares."""
 
     def __init__(self, app: str, env: dict[str, str], ready_path: str) -> None:
         self.app = app
@@ -122,7 +124,7 @@ class Uvicorn:
     def start(self) -> None:
         args = [
             sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+            "--port", str(self.port), "--workers", "1", "--loop", "uvloop", "--http", PROTOCOL_PATH,
             "--no-access-log", "--no-proxy-headers", "--log-level", "warning",
         ]  # fmt: skip
         self.proc = subprocess.Popen(

@@ -7,6 +7,7 @@ from typing import Any
 
 import uvicorn
 
+from shared.http_protocol import PROTOCOL_PATH
 from shared.logs import configure_logging
 from shared.settings import load_settings
 
@@ -19,11 +20,11 @@ def add_server_arguments(parser: argparse.ArgumentParser, port: int) -> None:
 
 def serve(app: str, args: argparse.Namespace, **uvicorn_options: Any) -> int:
     """Validate the settings (a bad variable fails here, by name), then run uvicorn with uvloop
-    and httptools, JSON-line logs and no access log."""
+    and httptools (each response sent in one write), JSON-line logs and no access log."""
     settings = load_settings()
     configure_logging(settings.log_level)
     uvicorn.run(
         app, host=args.host, port=args.port, workers=args.workers, loop="uvloop",
-        http="httptools", access_log=False, log_config=None, **uvicorn_options,
+        http=PROTOCOL_PATH, access_log=False, log_config=None, **uvicorn_options,
     )  # fmt: skip
     return 0
