@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await state.committer.drain()
+            if state.pipe is not None:
+                state.pipe.close()
             await redis.aclose()
 
     async def health(request: Request) -> Response:

@@ -11,10 +11,12 @@ import time
 from collections import defaultdict
 from typing import NamedTuple, Protocol
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from ingest import resp
+from ingest.redis_pipe import RedisPipe
 from shared import hotstore
 from shared.metrics import Histogram
 from shared.redis_conn import LuaScript, refusal_or_self
@@ -50,8 +52,13 @@ MAX_IN_FLIGHT = 2
 
 
 class GroupCommitter:
-    def __init__(self, redis: Redis, persist_interval: float, metrics: _Metrics) -> None:
+    """Writes through `pipe` on a single Redis, through redis-py's cluster pipeline otherwise."""
+
+    def __init__(
+        self, redis: Redis, pipe: RedisPipe | None, persist_interval: float, metrics: _Metrics
+    ) -> None:
         self._redis = redis
+        self._pipe = pipe
         self._persist_ms = str(int(persist_interval * 1000))
         self._pending: list[tuple[Beat, asyncio.Future[BeatResult]]] = []
         self._scheduled = False
@@ -85,7 +92,7 @@ class GroupCommitter:
             await asyncio.sleep(0)
 
     async def _write(self, batch: list[tuple[Beat, asyncio.Future[BeatResult]]]) -> None:
-        if isinstance(self._redis, RedisCluster):  # one call per shard: one slot each
+        if self._pipe is None:  # a cluster: one call per shard, so each touches one slot
             by_shard: dict[int, list[tuple[Beat, asyncio.Future[BeatResult]]]] = defaultdict(list)
             for item in batch:
                 by_shard[item[0].shard].append(item)
@@ -127,18 +134,21 @@ class GroupCommitter:
         return keys, args
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
-        if isinstance(self._redis, RedisCluster):
+        if self._pipe is None:
             return await self._run_pipeline(calls)
-        replies = await resp.send_all(self._redis, [resp.evalsha(RECORD.sha, *c) for c in calls])
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:  # Redis restarted or was flushed: load once, replay only those calls
+        [(keys, args)] = calls  # on a single Redis, one call carries the whole batch
+        reply = await self._call(self._pipe, resp.evalsha(RECORD.sha, keys, args))
+        if isinstance(reply, NoScriptError):  # Redis restarted or was flushed: load, then replay
             await RECORD.load(self._redis)
-            again = await resp.send_all(
-                self._redis, [resp.evalsha(RECORD.sha, *calls[i]) for i in missing]
-            )
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        return replies
+            reply = await self._call(self._pipe, resp.evalsha(RECORD.sha, keys, args))
+        return [reply]
+
+    @staticmethod
+    async def _call(pipe: RedisPipe, packed: bytes) -> object:
+        try:
+            return await pipe.call(packed)
+        except RedisConnectionError:  # dropped under way (Redis restarted?): once more, anew;
+            return await pipe.call(packed)  # the script is idempotent, so a replay is harmless
 
     async def _run_pipeline(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
         """On a cluster, redis-py routes each script call to the node of its shard."""

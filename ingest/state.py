@@ -7,6 +7,7 @@ import time
 from redis.asyncio import Redis
 
 from ingest.group_commit import GroupCommitter
+from ingest.redis_pipe import RedisPipe
 from shared import hotstore
 from shared.metrics import Counter, Histogram
 from shared.settings import Settings
@@ -40,6 +41,7 @@ class IngestState:
 
     settings: Settings
     redis: Redis
+    pipe: RedisPipe | None  # the beats' own connection, on a single Redis
     committer: GroupCommitter
     retry_after: list[tuple[bytes, bytes]]
 
@@ -51,7 +53,10 @@ class IngestState:
     def start(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
-        self.committer = GroupCommitter(redis, settings.persist_interval, self.metrics)
+        self.pipe = None
+        if not settings.redis_cluster:
+            self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
+        self.committer = GroupCommitter(redis, self.pipe, settings.persist_interval, self.metrics)
         self.retry_after = [(b"retry-after", str(settings.retry_after).encode())]
 
     def verify_token(self, token: str) -> WorkerClaim | None:

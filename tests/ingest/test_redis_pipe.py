@@ -1,0 +1,151 @@
+"""The hot path's own Redis connection: replies in order, errors in place, and every way a
+connection can fail ends in an exception the routes answer with 503, then a fresh connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ingest.app import create_app
+from ingest.redis_pipe import RedisPipe
+from ingest.resp import command
+from shared.embedded import EmbeddedRedis
+from shared.redis_conn import REDIS_DOWN
+from tests.conftest import asgi_client, register
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+async def pipe(redis_url: str) -> AsyncIterator[RedisPipe]:
+    pipe = RedisPipe(redis_url, timeout=5)
+    yield pipe
+    pipe.close()
+
+
+async def test_concurrent_calls_each_get_their_own_reply(pipe):
+    replies = await asyncio.gather(*(pipe.call(command("ECHO", f"n{i}")) for i in range(500)))
+    assert replies == [f"n{i}".encode() for i in range(500)]
+
+
+async def test_an_error_reply_is_returned_in_place_not_raised(pipe):
+    await pipe.call(command("SET", "text", "not a number"))
+    replies = await asyncio.gather(
+        pipe.call(command("INCR", "text")), pipe.call(command("INCR", "counter"))
+    )
+    assert isinstance(replies[0], ResponseError)
+    assert replies[1] == 1
+
+
+async def test_password_and_database_from_the_url_are_used(tmp_path: Path):
+    server = EmbeddedRedis(tmp_path / "redis", extra_args=["--requirepass", "s3cret-pw"])
+    server.start()
+    try:
+        url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/3"
+        pipe = RedisPipe(url, timeout=5)
+        assert await pipe.call(command("SET", "where", "db3")) == b"OK"
+        pipe.close()
+        direct = Redis.from_url(url)
+        assert await direct.get("where") == b"db3"
+        await direct.aclose()
+
+        wrong = RedisPipe(f"redis://:wrong@127.0.0.1:{server.port}/0", timeout=5)
+        with pytest.raises(AuthenticationError) as refused:
+            await wrong.call(command("PING"))
+        assert isinstance(refused.value, REDIS_DOWN)  # so a beat is answered 503, not 500
+    finally:
+        server.stop()
+
+
+async def test_a_unix_socket_url_is_served(tmp_path: Path):
+    socket_path = tmp_path / "redis.sock"
+    server = EmbeddedRedis(tmp_path / "redis", extra_args=["--unixsocket", str(socket_path)])
+    server.start()
+    try:
+        pipe = RedisPipe(f"unix://{socket_path}?db=1", timeout=5)
+        assert await pipe.call(command("PING")) == b"PONG"
+        pipe.close()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fake_redis() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """A TCP server behaving as each test scripts it: a Redis that hangs or hangs up."""
+    servers: list[asyncio.Server] = []
+
+    async def serve(handler: Handler) -> str:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(server)
+        return f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+
+    yield serve
+    for server in servers:
+        server.close()
+
+
+async def test_no_reply_within_the_timeout_fails_the_calls_under_way(fake_redis):
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads everything, answers nothing
+
+    pipe = RedisPipe(await fake_redis(silent), timeout=0.2)
+    calls = [pipe.call(command("PING")) for _ in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, RedisTimeoutError) for r in results)
+    assert all(isinstance(r, REDIS_DOWN) for r in results)
+    pipe.close()
+
+
+async def test_a_dropped_connection_fails_its_calls_and_the_next_call_reconnects(fake_redis):
+    connections = 0
+
+    async def hangs_up_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readline()
+        if connections == 1:
+            writer.close()
+            return
+        await reader.readline()  # "$4", then "PING"
+        await reader.readline()
+        writer.write(b"+PONG\r\n")
+        await writer.drain()
+
+    pipe = RedisPipe(await fake_redis(hangs_up_once), timeout=5)
+    with pytest.raises(RedisConnectionError):
+        await pipe.call(command("PING"))
+    assert await pipe.call(command("PING")) == b"PONG"
+    assert connections == 2
+    pipe.close()
+
+
+async def test_nothing_listening_is_an_outage(tmp_path: Path):
+    server = EmbeddedRedis(tmp_path / "redis")  # a free port, never started
+    pipe = RedisPipe(server.url, timeout=1)
+    with pytest.raises(REDIS_DOWN):
+        await pipe.call(command("PING"))
+
+
+async def test_beats_still_land_after_redis_forgets_its_scripts(redis, settings):
+    worker = await register(redis, settings)
+    async for client in asgi_client(create_app(settings)):
+
+        async def beat(client: httpx.AsyncClient = client) -> httpx.Response:
+            return await client.post(
+                f"/v1/workers/{worker.id}/activity-heartbeat",
+                json={"isActiveRecently": True},
+                headers={"Authorization": f"Bearer {worker.token}"},
+            )
+
+        assert (await beat()).status_code == 200
+        await redis.script_flush()
+        r = await beat()
+        assert r.status_code == 200, r.text
