@@ -4,11 +4,14 @@ connection can fail ends in an exception the routes answer with 503, then a fres
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trustme
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -78,12 +81,61 @@ async def test_a_unix_socket_url_is_served(tmp_path: Path):
 
 
 @pytest.fixture
+async def tls_redis(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """The test Redis behind a TLS terminator with a certificate of a private CA; yields the
+    terminator's address and the CA's certificate file."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    target = urlsplit(redis_url)
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=server_context)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", ca_file
+    server.close()
+
+
+async def test_a_tls_url_is_served_with_the_certificate_verified(tls_redis):
+    address, ca_file = tls_redis
+    pipe = RedisPipe(f"rediss://{address}/0?ssl_ca_certs={ca_file}", timeout=5)
+    assert await pipe.call(command("PING")) == b"PONG"
+    pipe.close()
+
+    unverifiable = RedisPipe(f"rediss://{address}/0", timeout=5)  # the system's CAs only
+    with pytest.raises(ssl.SSLCertVerificationError) as refused:
+        await unverifiable.call(command("PING"))
+    assert isinstance(refused.value, REDIS_DOWN)
+
+    unverified = RedisPipe(f"rediss://{address}/0?ssl_cert_reqs=none", timeout=5)
+    assert await unverified.call(command("PING")) == b"PONG"
+    unverified.close()
+
+
+@pytest.fixture
 async def fake_redis() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
     """A TCP server behaving as each test scripts it: a Redis that hangs or hangs up."""
     servers: list[asyncio.Server] = []
 
     async def serve(handler: Handler) -> str:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(closing, "127.0.0.1", 0)
         servers.append(server)
         return f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
 
