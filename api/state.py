@@ -44,7 +44,7 @@ class ApiState:
         )  # fmt: skip
         assert pool is not None
         self.pool = pool
-        self.redis = connect_redis(settings, max_connections=32)
+        self.redis = connect_redis(settings, max_connections=32, blocking=True)
 
     async def stop(self) -> None:
         await self.redis.aclose()

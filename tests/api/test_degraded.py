@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,7 +11,8 @@ import pytest
 
 from api import admin
 from api.app import create_app
-from tests.conftest import asgi_client
+from api.state import ApiState
+from tests.conftest import asgi_client, register
 
 
 def unused_port() -> int:
@@ -91,3 +93,25 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
         assert r.headers["Retry-After"] == "1"
     assert (await api_without_postgres.get("/ready")).status_code == 503
     assert (await api_without_postgres.get("/health")).status_code == 200
+
+
+async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(
+    settings, redis
+):
+    worker = await register(redis, settings)
+    state = ApiState()
+    await state.start(settings)
+    try:
+        pool = state.redis.connection_pool
+        held = [await pool.get_connection() for _ in range(pool.max_connections)]
+        # Tasks run in the order created: the read finds the pool empty before any is returned.
+        read = asyncio.create_task(state.live_fields([worker.id]))
+
+        async def give_back() -> None:
+            for conn in held:
+                await pool.release(conn)
+
+        await asyncio.create_task(give_back())
+        assert await read == [{}]  # Redis answered (a worker that never beat has no fields)
+    finally:
+        await state.stop()
