@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -9,6 +10,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.live_state import read_live_fields
+from api.worker_page import Credential, Cursor, fetch_page, fetch_worker
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings
 
@@ -16,6 +18,10 @@ log = logging.getLogger("hb.api")
 
 # Seconds to wait for a new Postgres connection before answering 503.
 CONNECT_TIMEOUT = 5.0
+POSTGRES_CONNECTIONS = 10
+# Reads in flight towards Redis at once; the pool keeps a few more for management writes.
+READ_SLOTS = 32
+REDIS_CONNECTIONS = READ_SLOTS + 8
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
@@ -34,17 +40,22 @@ class ApiState:
 
     def __init__(self) -> None:
         self._redis_down = False
+        # Under load every connection is busy (a read holds one until its task runs again), and
+        # both pools let newcomers overtake their waiters: p99 of seconds at 64 connections.
+        # The reads queue on these semaphores instead, served in arrival order.
+        self._postgres_slots = asyncio.Semaphore(POSTGRES_CONNECTIONS)
+        self._read_slots = asyncio.Semaphore(READ_SLOTS)
 
     async def start(self, settings: Settings) -> None:
         self.settings = settings
         # No connection at start: the API comes up (and answers 503) while Postgres is down.
         pool = await asyncpg.create_pool(
-            settings.database_url, min_size=0, max_size=10,
+            settings.database_url, min_size=0, max_size=POSTGRES_CONNECTIONS,
             timeout=CONNECT_TIMEOUT, command_timeout=30, reset=_reset,
         )  # fmt: skip
         assert pool is not None
         self.pool = pool
-        self.redis = connect_redis(settings, max_connections=32, blocking=True)
+        self.redis = connect_redis(settings, max_connections=REDIS_CONNECTIONS, blocking=True)
 
     async def stop(self) -> None:
         await self.redis.aclose()
@@ -55,10 +66,21 @@ class ApiState:
         """How old durable heartbeat data can be: a beat is persisted within this many seconds."""
         return self.settings.persist_interval + self.settings.flush_interval
 
+    async def page_rows(
+        self, credential: Credential, limit: int, after: Cursor | None
+    ) -> list[asyncpg.Record]:
+        async with self._postgres_slots:
+            return await fetch_page(self.pool, credential, limit, after)
+
+    async def worker_row(self, credential: Credential, worker_id: str) -> asyncpg.Record | None:
+        async with self._postgres_slots:
+            return await fetch_worker(self.pool, credential, worker_id)
+
     async def live_fields(self, worker_ids: Sequence[str]) -> list[dict[str, str]] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
         try:
-            fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
+            async with self._read_slots:
+                fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
         except REDIS_DOWN as exc:
             if not self._redis_down:
                 log.warning("Redis unreachable (%s); serving durable heartbeat data only", exc)

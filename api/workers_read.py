@@ -18,8 +18,6 @@ from api.worker_page import (
     caller_of,
     decode_cursor,
     encode_cursor,
-    fetch_page,
-    fetch_worker,
 )
 from shared import typeid
 from shared.timefmt import now_ms
@@ -60,7 +58,7 @@ async def list_workers(request: Request) -> Response:
         return errors.unauthorized()
 
     # One more row than asked tells whether there is a next page.
-    rows = await fetch_page(state.pool, credential, limit + 1, after)
+    rows = await state.page_rows(credential, limit + 1, after)
     if not rows:
         return errors.unauthorized()
     caller = caller_of(rows[0])
@@ -91,7 +89,7 @@ async def get_worker(request: Request) -> Response:
     if credential is None:
         return errors.unauthorized()
 
-    row = await fetch_worker(state.pool, credential, worker_id)
+    row = await state.worker_row(credential, worker_id)
     if row is None:
         return errors.unauthorized()
     # Another organization's worker is indistinguishable from a missing one.

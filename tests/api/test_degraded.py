@@ -95,9 +95,7 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
     assert (await api_without_postgres.get("/health")).status_code == 200
 
 
-async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(
-    settings, redis
-):
+async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(settings, redis):
     worker = await register(redis, settings)
     state = ApiState()
     await state.start(settings)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -228,3 +229,25 @@ async def test_liveness_is_derived_from_the_servers_clock(
     worker = (await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_user)).json()["worker"]
     assert worker["liveness"] == liveness
     assert worker["lastHeartbeatAt"] == format_dt(beat_at)
+
+
+async def test_more_concurrent_reads_than_pooled_connections_all_get_merged_pages(
+    api, pool, redis, settings, tenant, ingest
+):
+    worker_id, token = await add_worker(pool, redis, settings, tenant, "w")
+    beat = await ingest.post(
+        f"/v1/workers/{worker_id}/activity-heartbeat",
+        json={"isActiveRecently": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert beat.status_code == 200
+
+    pages = await asyncio.gather(
+        *(api.get("/v1/workers", headers=tenant.as_key) for _ in range(100))
+    )
+
+    assert {r.status_code for r in pages} == {200}
+    assert not any("X-Heartbeat-Data" in r.headers for r in pages)
+    assert {r.json()["workers"][0]["lastHeartbeatAt"] for r in pages} == {
+        beat.json()["lastHeartbeatAt"]
+    }
