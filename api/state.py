@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 from redis.asyncio import Redis
 
-from api.live_state import read_live_fields
+from api.live_state import LiveFields, read_live_fields
 from api.worker_page import Credential, Cursor, fetch_page, fetch_worker
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings
@@ -76,7 +76,7 @@ class ApiState:
         async with self._postgres_slots:
             return await fetch_worker(self.pool, credential, worker_id)
 
-    async def live_fields(self, worker_ids: Sequence[str]) -> list[dict[str, str]] | None:
+    async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
         try:
             async with self._read_slots:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors
 from api.auth import credential_of
 from api.http import JSON
-from api.live_state import instance_json, merge_live_state, worker_json
+from api.live_state import NO_LIVE_FIELDS, Instance, Worker, instance_view, worker_view
 from api.state import ApiState
 from api.worker_page import (
     Cursor,
@@ -72,12 +73,13 @@ async def list_workers(request: Request) -> Response:
     now = now_ms()
     workers = []
     for i, row in enumerate(rows):
-        merged = merge_live_state(row, live[i] if live is not None else {})
-        worker = worker_json(row, merged, caller.user_id, now, state.settings)
-        worker["instance"] = instance_json(row)
+        worker = worker_view(
+            row, NO_LIVE_FIELDS if live is None else live[i], caller.user_id, now, state.settings
+        )
+        worker.instance = instance_view(row)
         workers.append(worker)
     headers = degraded_headers(state) if live is None else None
-    return JSON({"workers": workers, "nextCursor": next_cursor}, headers=headers)
+    return JSON(WorkerPage(workers, next_cursor), headers=headers)
 
 
 async def get_worker(request: Request) -> Response:
@@ -96,7 +98,19 @@ async def get_worker(request: Request) -> Response:
     if row["id"] is None:
         return errors.worker_not_found()
     live = await state.live_fields([worker_id])
-    merged = merge_live_state(row, live[0] if live is not None else {})
-    worker = worker_json(row, merged, caller_of(row).user_id, now_ms(), state.settings)
+    worker = worker_view(
+        row, NO_LIVE_FIELDS if live is None else live[0], caller_of(row).user_id, now_ms(),
+        state.settings,
+    )  # fmt: skip
     headers = degraded_headers(state) if live is None else None
-    return JSON({"worker": worker, "instance": instance_json(row)}, headers=headers)
+    return JSON(WorkerDetail(worker, instance_view(row)), headers=headers)
+
+
+class WorkerPage(msgspec.Struct, gc=False):
+    workers: list[Worker]
+    nextCursor: str | None
+
+
+class WorkerDetail(msgspec.Struct, gc=False):
+    worker: Worker
+    instance: Instance | None
