@@ -90,16 +90,8 @@ class Worker(msgspec.Struct, gc=False):
     instance: Instance | msgspec.UnsetType | None = msgspec.UNSET
 
 
-def _int(value: bytes | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
-
-
 def _raw(text: str | bytes | None) -> msgspec.Raw | None:
-    return None if text is None else msgspec.Raw(text)
+    return msgspec.Raw(text) if text else None
 
 
 def worker_view(
@@ -113,31 +105,32 @@ def worker_view(
 
     The two timestamps only move forward, so they are the max of both; the other hot fields
     come from whichever side holds the newer heartbeat, Redis on a tie (it has every beat
-    Postgres has, and maybe more). An empty value in Redis counts as missing."""
-    hb, act, iar, osc, skew, ks, kt, kc, ke, km = (value or None for value in live)
-    pg_heartbeat: int | None = row["last_heartbeat_ms"]
-    heartbeat = pg_heartbeat
-    if hb is not None:
-        redis_heartbeat = int(hb)
-        redis_newer = pg_heartbeat is None or redis_heartbeat >= pg_heartbeat
-    else:
-        redis_newer = False
+    Postgres has, and maybe more). An empty value in Redis counts as missing (hence the
+    truthiness tests)."""
+    hb, act, iar, osc, skew, ks, kt, kc, ke, km = live
+    heartbeat: int | None = row["last_heartbeat_ms"]
+    redis_newer = False
+    if hb and (heartbeat is None or int(hb) >= heartbeat):
+        redis_newer = True
+        heartbeat = int(hb)
     active: int | None = row["last_active_ms"]
-    if act is not None and (active is None or int(act) > active):
+    if act and (active is None or int(act) > active):
         active = int(act)
 
     if redis_newer:
-        heartbeat = redis_heartbeat
-        is_active = iar == b"1" if iar is not None else row["is_active_recently"]
-        sessions = int(osc) if osc is not None else row["open_session_count"]
-        skew_ms = int(skew) if skew is not None else row["clock_skew_ms"]
+        is_active = iar == b"1" if iar else row["is_active_recently"]
+        sessions = int(osc) if osc else row["open_session_count"]
+        skew_ms = int(skew) if skew else row["clock_skew_ms"]
     else:
         is_active = row["is_active_recently"]
         sessions = row["open_session_count"]
         skew_ms = row["clock_skew_ms"]
     # Kubiya's fields travel together: with a Kubiya beat in Redis, a missing task id means null.
-    if redis_newer and ks is not None:
-        kubiya: tuple[Any, ...] = (ks.decode(), _int(kt), _text(kc), _text(ke), _raw(km))
+    if redis_newer and ks:
+        kubiya: tuple[Any, ...] = (
+            ks.decode(), int(kt) if kt else None, kc.decode() if kc else None,
+            ke.decode() if ke else None, _raw(km),
+        )  # fmt: skip
     else:
         kubiya = (
             row["reported_status"], row["tasks_processed"], row["current_task_id"],
