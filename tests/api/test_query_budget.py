@@ -95,9 +95,11 @@ async def test_page_statements_are_planned_once_per_connection(pool, redis, sett
     async for api in asgi_client(app):
         for _ in range(10):
             assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
-        # Sequential requests reuse the pool's most recently released connection: this one.
-        plans = await app.state.api.pool.fetch(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE '%LEFT JOIN LATERAL%' AND statement NOT LIKE '%pg_prepared%'"
+        # Sequential reads all ran on the one connection the reads keep: this one.
+        plans = await app.state.api.read(
+            lambda conn: conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%LEFT JOIN LATERAL%' AND statement NOT LIKE '%pg_prepared%'"
+            )
         )
         assert [(p["generic_plans"] > 0, p["custom_plans"]) for p in plans] == [(True, 0)]
