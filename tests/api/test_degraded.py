@@ -114,3 +114,18 @@ async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degradi
         assert await read == [[None] * len(LIVE_FIELDS)]  # Redis answered: no beat yet
     finally:
         await state.stop()
+
+
+async def test_a_kept_connection_that_postgres_closed_is_replaced(pool, settings, tenant):
+    app = create_app(settings)
+    async for api in asgi_client(app):
+        assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+        await pool.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+        # This read fails (its connection is gone) and hands the connection back to the pool.
+        await api.get("/v1/workers", headers=tenant.as_key)
+
+        assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
