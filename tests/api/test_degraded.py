@@ -120,8 +120,9 @@ async def test_a_kept_connection_that_postgres_closed_is_replaced(pool, settings
     app = create_app(settings)
     async for api in asgi_client(app):
         assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+        # With a timeout, pg_terminate_backend returns once the backend has exited.
         await pool.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
 
