@@ -48,10 +48,10 @@ class ApiState:
         # both pools let newcomers overtake their waiters: p99 of seconds at 64 connections.
         # The reads queue on these semaphores instead, served in arrival order.
         self._postgres_slots = asyncio.Semaphore(READ_CONNECTIONS)
+        self._read_slots = asyncio.Semaphore(READ_SLOTS)
         # Connections the reads took from the pool and keep: asyncpg's release path (a shielded
         # task and a reset per query) cost ~45 us of CPU per statement.
         self._kept: list[asyncpg.Connection] = []
-        self._read_slots = asyncio.Semaphore(READ_SLOTS)
 
     async def start(self, settings: Settings) -> None:
         self.settings = settings
