@@ -25,20 +25,32 @@ WITH caller AS (
     LIMIT 1
 )"""
 
-WORKER_COLUMNS = """
+
+def _text(column: str) -> str:
+    """RFC 3339 UTC with milliseconds, formatted by Postgres: half the CPU of doing it here."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+def _ms(column: str) -> str:
+    """Milliseconds since the epoch (floored), to compare with the heartbeats Redis holds."""
+    return f"floor(extract(epoch FROM {column}) * 1000)::int8"
+
+
+WORKER_COLUMNS = f"""
     w.id, w.org_id, w.created_by_user_id, w.name, w.description, w.destination::text,
     w.status::text, w.image_version, w.workspace_path, w.sandbox_backend, w.created_at,
-    w.updated_at, w.last_heartbeat_at, w.last_active_at, w.is_active_recently,
-    w.open_session_count, w.clock_skew_ms, w.reported_status, w.tasks_processed,
-    w.current_task_id, w.environment_name, w.worker_metadata::text"""
+    {_text("w.created_at")} AS created_at_text, {_text("w.updated_at")} AS updated_at_text,
+    {_ms("w.last_heartbeat_at")} AS last_heartbeat_ms, {_ms("w.last_active_at")} AS last_active_ms,
+    w.is_active_recently, w.open_session_count, w.clock_skew_ms, w.reported_status,
+    w.tasks_processed, w.current_task_id, w.environment_name, w.worker_metadata::text"""
 
 # The worker lateral yields nothing for a caller without (matching) workers, so the instance
 # lateral's join key is null and the caller row still comes back once.
 SELECT_PAGE = f"""{CALLER}
 SELECT c.org_id AS caller_org_id, c.user_id AS caller_user_id, w.*,
        i.provider AS instance_provider, i.region AS instance_region, i.url AS instance_url,
-       i.status AS instance_status, i.created_at AS instance_created_at,
-       i.updated_at AS instance_updated_at
+       i.status AS instance_status, i.created_at_text AS instance_created_at_text,
+       i.updated_at_text AS instance_updated_at_text
   FROM caller c
   LEFT JOIN LATERAL (
     SELECT {WORKER_COLUMNS}
@@ -48,7 +60,8 @@ SELECT c.org_id AS caller_org_id, c.user_id AS caller_user_id, w.*,
      LIMIT {{limit}}
   ) w ON true
   LEFT JOIN LATERAL (
-    SELECT provider, region, url, status, created_at, updated_at
+    SELECT provider, region, url, status, {_text("created_at")} AS created_at_text,
+           {_text("updated_at")} AS updated_at_text
       FROM worker_instances
      WHERE worker_id = w.id
      ORDER BY created_at DESC, id DESC

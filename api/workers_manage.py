@@ -13,7 +13,7 @@ from api import admin, errors
 from api.auth import require_caller
 from api.bodies import create_worker_decoder
 from api.http import JSON, BodyError, decode_body
-from api.live_state import merge_live_state, worker_json
+from api.live_state import NO_LIVE_FIELDS, worker_view
 from api.state import ApiState
 from api.worker_page import WORKER_COLUMNS
 from shared import typeid
@@ -40,7 +40,7 @@ async def create_worker(request: Request) -> Response:
     row = await state.pool.fetchrow(
         f"SELECT {WORKER_COLUMNS} FROM workers w WHERE id = $1", new.worker_id
     )
-    worker = worker_json(row, merge_live_state(row, {}), caller.user_id, now_ms(), state.settings)
+    worker = worker_view(row, NO_LIVE_FIELDS, caller.user_id, now_ms(), state.settings)
     return JSON(
         {"worker": worker, "heartbeatToken": new.heartbeat_token},
         status_code=201,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors
 from api.auth import credential_of
 from api.http import JSON
-from api.live_state import instance_json, merge_live_state, worker_json
+from api.live_state import NO_LIVE_FIELDS, Instance, Worker, instance_view, worker_view
 from api.state import ApiState
 from api.worker_page import (
     Cursor,
@@ -18,8 +19,6 @@ from api.worker_page import (
     caller_of,
     decode_cursor,
     encode_cursor,
-    fetch_page,
-    fetch_worker,
 )
 from shared import typeid
 from shared.timefmt import now_ms
@@ -60,7 +59,7 @@ async def list_workers(request: Request) -> Response:
         return errors.unauthorized()
 
     # One more row than asked tells whether there is a next page.
-    rows = await fetch_page(state.pool, credential, limit + 1, after)
+    rows = await state.page_rows(credential, limit + 1, after)
     if not rows:
         return errors.unauthorized()
     caller = caller_of(rows[0])
@@ -74,12 +73,13 @@ async def list_workers(request: Request) -> Response:
     now = now_ms()
     workers = []
     for i, row in enumerate(rows):
-        merged = merge_live_state(row, live[i] if live is not None else {})
-        worker = worker_json(row, merged, caller.user_id, now, state.settings)
-        worker["instance"] = instance_json(row)
+        worker = worker_view(
+            row, NO_LIVE_FIELDS if live is None else live[i], caller.user_id, now, state.settings
+        )
+        worker.instance = instance_view(row)
         workers.append(worker)
     headers = degraded_headers(state) if live is None else None
-    return JSON({"workers": workers, "nextCursor": next_cursor}, headers=headers)
+    return JSON(WorkerPage(workers, next_cursor), headers=headers)
 
 
 async def get_worker(request: Request) -> Response:
@@ -91,14 +91,26 @@ async def get_worker(request: Request) -> Response:
     if credential is None:
         return errors.unauthorized()
 
-    row = await fetch_worker(state.pool, credential, worker_id)
+    row = await state.worker_row(credential, worker_id)
     if row is None:
         return errors.unauthorized()
     # Another organization's worker is indistinguishable from a missing one.
     if row["id"] is None:
         return errors.worker_not_found()
     live = await state.live_fields([worker_id])
-    merged = merge_live_state(row, live[0] if live is not None else {})
-    worker = worker_json(row, merged, caller_of(row).user_id, now_ms(), state.settings)
+    worker = worker_view(
+        row, NO_LIVE_FIELDS if live is None else live[0], caller_of(row).user_id, now_ms(),
+        state.settings,
+    )  # fmt: skip
     headers = degraded_headers(state) if live is None else None
-    return JSON({"worker": worker, "instance": instance_json(row)}, headers=headers)
+    return JSON(WorkerDetail(worker, instance_view(row)), headers=headers)
+
+
+class WorkerPage(msgspec.Struct, gc=False):
+    workers: list[Worker]
+    nextCursor: str | None
+
+
+class WorkerDetail(msgspec.Struct, gc=False):
+    worker: Worker
+    instance: Instance | None

@@ -13,7 +13,10 @@ FIGURES = {
     "ingest": ("bench.ingest_figure", "beats/s and latency of ingest vs bare Starlette (wrk)"),
     "memory": ("bench.memory_figure", "Redis bytes per worker"),
     "flush": ("bench.flush_figure", "workers/s drained from Redis into Postgres"),
-    "read": ("bench.read_figure", "GET /v1/workers?limit=50 requests/s and latency (wrk)"),
+    "read": (
+        "bench.read_figure",
+        "GET /v1/workers?limit=50: requests/s, p50 and p99 at 1, 4, 16 and 64 connections (wrk)",
+    ),
     "pgload": ("bench.pgload_figure", "Postgres statements and row writes per 10,000 beats"),
 }
 

@@ -1,10 +1,14 @@
-"""Read throughput: `GET /v1/workers?limit=50` from wrk over 10,000 workers (Postgres + Redis)."""
+"""Read latency and throughput: `GET /v1/workers?limit=50` from wrk over 10,000 workers, at
+several concurrency levels, against one API process (Postgres + Redis)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -22,23 +26,82 @@ from bench.servers import (
 from shared.settings import Settings
 from shared.timefmt import now_ms
 
+TARGET_P99_MS = 10.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,4,16,64, got {text!r}") from None
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError("connection counts must be 1 or more")
+    return levels
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=10_000)
     parser.add_argument("--limit", type=int, default=50, help="page size asked for")
-    parser.add_argument("--runs", type=int, default=3, help="runs (median reported)")
-    parser.add_argument("--seconds", type=int, default=10, help="length of one run")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
-        "--latency-connections", type=int, default=1, help="a second, lightly loaded series"
+        "--connections", type=_levels, default=[1, 4, 16, 64], metavar="N[,N...]",
+        help="wrk connections of each level (default 1,4,16,64)",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=int, default=3, help="runs per level (median reported)")
+    parser.add_argument("--seconds", type=int, default=8, help="length of one run")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="wrk threads (never more than connections)"
     )
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+
+
+@dataclass(frozen=True)
+class Level:
+    """The runs of one concurrency level, and the API process's CPU time per page in each."""
+
+    connections: int
+    runs: list[load.LoadResult]
+    cpu_ms_per_page: list[float]
+
+    def median(self, field: str) -> float:
+        return report.median([getattr(run, field) for run in self.runs])
+
+    @property
+    def failures(self) -> int:
+        return sum(run.non2xx + run.socket_errors for run in self.runs)
+
+
+def _connections(n: int) -> str:
+    return f"{n} connection" if n == 1 else f"{n} connections"
+
+
+def verdict(levels: Sequence[Level], target_ms: float = TARGET_P99_MS) -> str:
+    """Up to which concurrency the median p99 stays within the target, in one sentence."""
+    within = []
+    for level in levels:  # levels ascend; the first one over the target ends the range
+        if level.median("p99_ms") > target_ms:
+            break
+        within.append(level)
+    if not within:
+        first = levels[0]
+        return (
+            f"One API process misses p99 <= {target_ms:g} ms at every level measured "
+            f"(p99 {first.median('p99_ms'):.1f} ms at {_connections(first.connections)})."
+        )
+    best = within[-1]
+    sentence = (
+        f"One API process keeps p99 <= {target_ms:g} ms up to {_connections(best.connections)} "
+        f"(p99 {best.median('p99_ms'):.1f} ms at {best.median('requests_per_s'):,.0f} pages/s)"
+    )
+    if len(within) < len(levels):
+        over = levels[len(within)]
+        sentence += f"; at {_connections(over.connections)} p99 is {over.median('p99_ms'):.1f} ms"
+    return sentence + "."
 
 
 def run(args: argparse.Namespace) -> int:
     load.wrk_binary()
-    budget = 240 + 2 * args.runs * args.seconds + args.warmup
+    budget = 240 + len(args.connections) * args.runs * (args.seconds + 5) + args.warmup
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
         settings = stack.enter_context(embedded_stores(directory))
@@ -61,37 +124,69 @@ def run(args: argparse.Namespace) -> int:
         returned = len(page.json()["workers"])
         script = directory / "read.lua"
         script.write_text(load.get_script(path, headers))
-        load.run_wrk(server.base_url, script, args.warmup, args.connections, args.threads)
-        series: dict[int, list[load.LoadResult]] = {
-            args.connections: [],
-            args.latency_connections: [],
-        }
-        for _ in range(args.runs):  # alternate, so both series see the same noise
-            for connections, runs in series.items():
-                threads = min(args.threads, connections)
-                runs.append(
-                    load.run_wrk(server.base_url, script, args.seconds, connections, threads)
-                )
+        assert server.proc is not None
+        pid = server.proc.pid
+        load.run_wrk(server.base_url, script, args.warmup, max(args.connections), args.threads)
 
-    rows = [
-        [
-            connections,
-            report.median([r.requests_per_s for r in runs]),
-            report.median([r.p50_ms for r in runs]),
-            report.median([r.p99_ms for r in runs]),
-            sum(r.non2xx + r.socket_errors for r in runs),
-        ]
-        for connections, runs in series.items()
-    ]
+        runs: dict[int, list[load.LoadResult]] = {c: [] for c in args.connections}
+        cpu: dict[int, list[float]] = {c: [] for c in args.connections}
+        for _ in range(args.runs):  # levels alternate, so all of them see the same noise
+            for connections in args.connections:
+                before = _cpu_seconds(pid)
+                result = load.run_wrk(
+                    server.base_url, script, args.seconds, connections,
+                    min(args.threads, connections),
+                )  # fmt: skip
+                after = _cpu_seconds(pid)
+                if before is not None and after is not None:
+                    pages = max(result.requests_per_s * args.seconds, 1)
+                    cpu[connections].append(1000 * (after - before) / pages)
+                runs[connections].append(result)
+        degraded = "X-Heartbeat-Data" in httpx.get(server.base_url + path, headers=headers).headers
+
+    levels = [Level(c, runs[c], cpu[c]) for c in args.connections]
     report.print_figure(
-        f"read: GET {path} over {args.workers:,} workers in one org, "
-        f"median of {args.runs} x {args.seconds} s",
-        ["connections", "requests/s", "p50 ms", "p99 ms", "non-2xx"],
-        rows,
-    )
+        f"read: GET {path} over {args.workers:,} workers in one org, one API process, "
+        f"median of {args.runs} x {args.seconds} s per level",
+        [
+            "connections", "requests/s", "p50 ms", "p99 ms", "API CPU ms/page", "non-2xx",
+        ],
+        [
+            [
+                level.connections,
+                level.median("requests_per_s"),
+                level.median("p50_ms"),
+                level.median("p99_ms"),
+                report.median(level.cpu_ms_per_page) if level.cpu_ms_per_page else "-",
+                level.failures,
+            ]
+            for level in levels
+        ],
+    )  # fmt: skip
+    print("each run, in order (requests/s, p99 ms):")
+    for level in levels:
+        each = "; ".join(f"{run.requests_per_s:,.0f}, {run.p99_ms:.1f}" for run in level.runs)
+        print(f"  {_connections(level.connections)}: {each}")
     print(f"workers per page: {returned}; each merged with its Redis hash")
+    if degraded:
+        print("WARNING: the API served durable-only pages (Redis unreachable); figures are off")
+    print(verdict(levels))
+    print(
+        "wrk keeps every connection busy (a closed loop): past saturation, more connections only "
+        "add queueing, about connections / (pages/s) each. Run more API processes for more."
+    )
     print(report.NOISE_NOTE)
     return 0
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far; None without Linux's /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def _seed(settings: Settings, fleet: object) -> str:

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -51,8 +51,11 @@ REDIS_DOWN = (
 )  # fmt: skip
 
 
-def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
-    """A client whose stale connections reconnect once transparently after a Redis restart."""
+def connect_redis(settings: Settings, max_connections: int = 64, blocking: bool = False) -> Redis:
+    """A client whose stale connections reconnect once transparently after a Redis restart.
+
+    `blocking`: with all connections busy, wait up to the Redis timeout for one to come free
+    rather than fail at once (which a caller would take for Redis being down)."""
     common: dict[str, Any] = {
         "socket_timeout": settings.redis_timeout,
         "socket_connect_timeout": settings.redis_timeout,
@@ -62,6 +65,12 @@ def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
     }
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **common)
+    if blocking:
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=max_connections, timeout=settings.redis_timeout,
+            **common,
+        )  # fmt: skip
+        return Redis.from_pool(pool)
     return Redis.from_url(settings.redis_url, max_connections=max_connections, **common)
 
 

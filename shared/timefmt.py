@@ -46,8 +46,12 @@ def _day_start_ms(date: str) -> int:
     return (day - _EPOCH).days * 86_400_000
 
 
+# The fraction and zone of every millisecond, spelled once: half the cost of formatting them.
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+
+
 def format_ms(ms: int) -> str:
-    return f"{_format_second(ms // 1000)}.{ms % 1000:03d}Z"
+    return _format_second(ms // 1000) + _MILLIS[ms % 1000]
 
 
 # Every heartbeat response formats times of the last few seconds: cache their text.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,7 +11,9 @@ import pytest
 
 from api import admin
 from api.app import create_app
-from tests.conftest import asgi_client
+from api.state import ApiState
+from shared.hotstore import LIVE_FIELDS
+from tests.conftest import asgi_client, register
 
 
 def unused_port() -> int:
@@ -91,3 +94,39 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
         assert r.headers["Retry-After"] == "1"
     assert (await api_without_postgres.get("/ready")).status_code == 503
     assert (await api_without_postgres.get("/health")).status_code == 200
+
+
+async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(settings, redis):
+    worker = await register(redis, settings)
+    state = ApiState()
+    await state.start(settings)
+    try:
+        pool = state.redis.connection_pool
+        held = [await pool.get_connection() for _ in range(pool.max_connections)]
+        # Tasks run in the order created: the read finds the pool empty before any is returned.
+        read = asyncio.create_task(state.live_fields([worker.id]))
+
+        async def give_back() -> None:
+            for conn in held:
+                await pool.release(conn)
+
+        await asyncio.create_task(give_back())
+        assert await read == [[None] * len(LIVE_FIELDS)]  # Redis answered: no beat yet
+    finally:
+        await state.stop()
+
+
+async def test_a_kept_connection_that_postgres_closed_is_replaced(pool, settings, tenant):
+    app = create_app(settings)
+    async for api in asgi_client(app):
+        assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+        # With a timeout, pg_terminate_backend returns once the backend has exited.
+        await pool.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+        # This read fails (its connection is gone) and hands the connection back to the pool.
+        await api.get("/v1/workers", headers=tenant.as_key)
+
+        assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200

@@ -2,16 +2,26 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from api.live_state import merge_live_state
-from shared.timefmt import to_ms
+from api.live_state import NO_LIVE_FIELDS, read_live_fields, worker_view
+from shared import hotstore
+from shared.settings import Settings
+from shared.timefmt import format_ms, to_ms
+from tests.conftest import register
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 T0_MS = to_ms(T0)
+SETTINGS = Settings()
 
 
 def durable(**overrides):
+    """A worker row as the page's statement returns it."""
     row = {
-        "last_heartbeat_at": T0, "last_active_at": T0, "is_active_recently": True,
+        "id": "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5", "org_id": "org_01jqz3k5m2a8b9c0d1e2f3g4h5",
+        "created_by_user_id": None, "name": "w", "description": None, "destination": "local",
+        "status": "healthy", "image_version": None, "workspace_path": None,
+        "sandbox_backend": None, "created_at_text": "2024-12-31T00:00:00.000Z",
+        "updated_at_text": "2024-12-31T00:00:00.000Z",
+        "last_heartbeat_ms": T0_MS, "last_active_ms": T0_MS, "is_active_recently": True,
         "open_session_count": 4, "clock_skew_ms": 0, "reported_status": "idle",
         "tasks_processed": 3, "current_task_id": "old-task", "environment_name": "prod",
         "worker_metadata": '{"v":1}',
@@ -19,43 +29,90 @@ def durable(**overrides):
     return row | overrides
 
 
+def live(**fields):
+    """LIVE_FIELDS as Redis returns them, from field name to text."""
+    return [
+        None if fields.get(name) is None else fields[name].encode() for name in hotstore.LIVE_FIELDS
+    ]
+
+
+def merged(row, live_fields, now_ms=T0_MS):
+    return worker_view(row, live_fields, None, now_ms, SETTINGS)
+
+
 def test_redis_newer_heartbeat_wins_every_field_it_holds():
-    live = {"hb": str(T0_MS + 30_000), "iar": "0", "osc": "1", "skew": "-20"}
-    state = merge_live_state(durable(), live)
-    assert state.last_heartbeat_ms == T0_MS + 30_000
-    assert state.last_active_ms == T0_MS  # Redis has no newer activity
-    assert (state.is_active_recently, state.open_session_count, state.clock_skew_ms) == (
+    worker = merged(durable(), live(hb=str(T0_MS + 30_000), iar="0", osc="1", skew="-20"))
+    assert worker.lastHeartbeatAt == format_ms(T0_MS + 30_000)
+    assert worker.lastActiveAt == format_ms(T0_MS)  # Redis has no newer activity
+    assert (worker.isActiveRecently, worker.openSessionCount, worker.clockSkewMs) == (
         False, 1, -20,
     )  # fmt: skip
-    assert state.reported_status == "idle"  # no Kubiya beat in Redis: durable value stands
+    assert worker.reportedStatus == "idle"  # no Kubiya beat in Redis: durable value stands
 
 
 def test_postgres_newer_heartbeat_wins_the_non_monotonic_fields():
     # e.g. Redis lost its data and holds only beats older than what was persisted.
-    live = {"hb": str(T0_MS - 60_000), "act": str(T0_MS + 5), "iar": "0", "osc": "9"}
-    state = merge_live_state(durable(), live)
-    assert state.last_heartbeat_ms == T0_MS
-    assert state.last_active_ms == T0_MS + 5  # timestamps are the max of both sides
-    assert (state.is_active_recently, state.open_session_count) == (True, 4)
+    worker = merged(
+        durable(), live(hb=str(T0_MS - 60_000), act=str(T0_MS + 5), iar="0", osc="9", ks="busy")
+    )
+    assert worker.lastHeartbeatAt == format_ms(T0_MS)
+    assert worker.lastActiveAt == format_ms(T0_MS + 5)  # timestamps are the max of both sides
+    assert (worker.isActiveRecently, worker.openSessionCount) == (True, 4)
+    assert worker.reportedStatus == "idle"
+
+
+def test_on_a_tie_redis_wins():
+    worker = merged(durable(), live(hb=str(T0_MS), osc="7"))
+    assert worker.openSessionCount == 7
 
 
 def test_a_kubiya_beat_in_redis_clears_the_task_id_it_no_longer_reports():
-    live = {"hb": str(T0_MS + 1), "ks": "active", "kt": "4", "ke": "prod", "km": "{}"}
-    state = merge_live_state(durable(), live)
-    assert state.reported_status == "active"
-    assert state.tasks_processed == 4
-    assert state.current_task_id is None
-    assert state.worker_metadata == msgspec.Raw(b"{}")
+    worker = merged(durable(), live(hb=str(T0_MS + 1), ks="active", kt="4", ke="prod", km="{}"))
+    assert worker.reportedStatus == "active"
+    assert worker.tasksProcessed == 4
+    assert worker.currentTaskId is None
+    assert worker.environmentName == "prod"
+    assert worker.workerMetadata == msgspec.Raw(b"{}")
+
+
+def test_empty_values_in_redis_count_as_missing():
+    worker = merged(durable(), live(hb=str(T0_MS + 1), osc="", skew=""))
+    assert (worker.openSessionCount, worker.clockSkewMs) == (4, 0)
 
 
 def test_without_redis_fields_the_durable_row_is_served():
-    state = merge_live_state(durable(), {})
-    assert state.last_heartbeat_ms == T0_MS
-    assert state.current_task_id == "old-task"
-    assert state.worker_metadata == msgspec.Raw(b'{"v":1}')
+    worker = merged(durable(), NO_LIVE_FIELDS)
+    assert worker.lastHeartbeatAt == format_ms(T0_MS)
+    assert worker.currentTaskId == "old-task"
+    assert worker.workerMetadata == msgspec.Raw(b'{"v":1}')
 
 
-def test_a_worker_that_never_beat_has_no_times():
-    row = durable(last_heartbeat_at=None, last_active_at=None, is_active_recently=False)
-    state = merge_live_state(row, {})
-    assert (state.last_heartbeat_ms, state.last_active_ms) == (None, None)
+def test_a_worker_that_never_beat_has_no_times_and_liveness_never():
+    row = durable(last_heartbeat_ms=None, last_active_ms=None, is_active_recently=False)
+    worker = merged(row, NO_LIVE_FIELDS)
+    assert (worker.lastHeartbeatAt, worker.lastActiveAt, worker.liveness) == (None, None, "never")
+
+
+def test_liveness_follows_the_merged_heartbeat():
+    stale_at = T0_MS + int(SETTINGS.stale_after * 1000)
+    assert merged(durable(), NO_LIVE_FIELDS, now_ms=stale_at - 1).liveness == "online"
+    assert merged(durable(), NO_LIVE_FIELDS, now_ms=stale_at).liveness == "stale"
+    fresh = live(hb=str(stale_at))
+    assert merged(durable(), fresh, now_ms=stale_at).liveness == "online"
+
+
+async def test_one_read_returns_each_workers_fields_in_order(redis, settings):
+    den, kubiya, bare = [await register(redis, settings) for _ in range(3)]
+    await redis.hset(hotstore.worker_key(den.id, settings.shards), mapping={"hb": "5", "osc": "2"})
+    await redis.hset(
+        hotstore.worker_key(kubiya.id, settings.shards),
+        mapping={"hb": "6", "ks": "busy", "km": '{"a":1}'},
+    )
+    missing = "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5"
+
+    replies = await read_live_fields(redis, settings.shards, [den.id, kubiya.id, bare.id, missing])
+
+    assert replies == [
+        live(hb="5", osc="2"), live(hb="6", ks="busy", km='{"a":1}'), list(NO_LIVE_FIELDS),
+        list(NO_LIVE_FIELDS),
+    ]  # fmt: skip

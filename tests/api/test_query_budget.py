@@ -87,3 +87,19 @@ async def test_a_detail_read_costs_one_statement_and_one_round_trip(
 
     assert r.status_code == 200
     assert (len(statements), len(round_trips)) == (1, 1), [s[:80] for s in statements]
+
+
+async def test_page_statements_are_planned_once_per_connection(pool, redis, settings, tenant):
+    await admin.create_worker(pool, redis, settings, tenant.org_id, "w")
+    app = create_app(settings)
+    async for api in asgi_client(app):
+        for _ in range(10):
+            assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+        # Sequential reads all ran on the one connection the reads keep: this one.
+        plans = await app.state.api.read(
+            lambda conn: conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%LEFT JOIN LATERAL%' AND statement NOT LIKE '%pg_prepared%'"
+            )
+        )
+        assert [(p["generic_plans"] > 0, p["custom_plans"]) for p in plans] == [(True, 0)]

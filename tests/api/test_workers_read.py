@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -228,3 +229,60 @@ async def test_liveness_is_derived_from_the_servers_clock(
     worker = (await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_user)).json()["worker"]
     assert worker["liveness"] == liveness
     assert worker["lastHeartbeatAt"] == format_dt(beat_at)
+
+
+async def test_more_concurrent_reads_than_pooled_connections_all_get_merged_pages(
+    api, pool, redis, settings, tenant, ingest
+):
+    worker_id, token = await add_worker(pool, redis, settings, tenant, "w")
+    beat = await ingest.post(
+        f"/v1/workers/{worker_id}/activity-heartbeat",
+        json={"isActiveRecently": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert beat.status_code == 200
+
+    pages = await asyncio.gather(
+        *(api.get("/v1/workers", headers=tenant.as_key) for _ in range(100))
+    )
+
+    assert {r.status_code for r in pages} == {200}
+    assert not any("X-Heartbeat-Data" in r.headers for r in pages)
+    assert {r.json()["workers"][0]["lastHeartbeatAt"] for r in pages} == {
+        beat.json()["lastHeartbeatAt"]
+    }
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        datetime(2025, 3, 1, 12, 30, 45, 999_999, tzinfo=UTC),
+        datetime(2024, 2, 29, 0, 0, 0, 1_000, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 123_456, tzinfo=UTC),
+    ],
+)
+async def test_times_are_utc_with_milliseconds_truncated(
+    api, pool, redis, settings, tenant, stored
+):
+    worker_id, _ = await add_worker(pool, redis, settings, tenant, "w")
+    await pool.execute(
+        "UPDATE workers SET created_at = $2, updated_at = $2, last_heartbeat_at = $2,"
+        " last_active_at = $2 WHERE id = $1",
+        worker_id, stored,
+    )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO worker_instances (id, worker_id, provider, status, created_at, updated_at)"
+        " VALUES ('ins_t', $1, 'p', 'up', $2, $2)",
+        worker_id, stored,
+    )  # fmt: skip
+    # A session time zone other than UTC changes nothing on the wire.
+    database = await pool.fetchval("SELECT current_database()")
+    await pool.execute(f"ALTER DATABASE \"{database}\" SET TimeZone = 'Asia/Kolkata'")
+
+    listed = (await api.get("/v1/workers", headers=tenant.as_user)).json()["workers"][0]
+
+    expected = format_dt(stored)
+    assert expected.endswith("Z") and len(expected) == len("2025-03-01T12:30:45.999Z")
+    times = [listed[k] for k in ("createdAt", "updatedAt", "lastHeartbeatAt", "lastActiveAt")]
+    assert times == [expected] * 4
+    assert [listed["instance"]["createdAt"], listed["instance"]["updatedAt"]] == [expected] * 2
