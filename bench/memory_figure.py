@@ -93,10 +93,8 @@ def _persist_all(client: Redis, shards: int) -> None:
         prefix = hotstore.worker_prefix(shard)
         keys = [hotstore.dirty_key(shard), hotstore.inflight_key(shard)]
         reply = claim(keys=keys, args=[now_ms(), 60_000, 1_000_000, prefix])
-        stride = 1 + len(hotstore.LIVE_FIELDS)
-        ids = [reply[i] for i in range(1, len(reply), stride)]
-        if ids:
-            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], b" ".join(ids)])
+        if reply:  # the lease expiry names the claim
+            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0]])
 
 
 async def _beat_every_worker(settings: Settings, fleet: Fleet) -> None:
