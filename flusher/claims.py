@@ -18,7 +18,6 @@ from shared.redis_conn import LuaScript
 from shared.timefmt import now_ms
 
 CLAIM = LuaScript(hotstore.CLAIM_DIRTY)
-ACK = LuaScript(hotstore.ACK_PERSISTED)
 RELEASE = LuaScript(hotstore.RELEASE_CLAIM)
 
 DEN_WIDTH = 6  # the worker id and the five fields every beat writes
@@ -69,11 +68,11 @@ class LiveColumns:
 
 @dataclass(slots=True)
 class Claim:
-    """The workers one CLAIM_DIRTY call took from a shard, held until `lease` (ms), which also
-    names the claim when it is acked or released."""
+    """The workers one CLAIM_DIRTY call took from a shard, under the name it is acked or
+    released by (its lease expiry and size, see `hotstore.claims_key`)."""
 
     shard: int
-    lease: bytes
+    name: str
     live: LiveColumns
 
     def __len__(self) -> int:
@@ -83,8 +82,8 @@ class Claim:
 def parse_claim(shard: int, reply: Sequence[Any]) -> Claim:
     """CLAIM_DIRTY's reply (from a client that returns bytes) as a Claim."""
     if not reply:
-        return Claim(shard, b"", LiveColumns([[] for _ in range(DEN_WIDTH)]))
-    lease, *columns, kubiya = reply
+        return Claim(shard, "", LiveColumns([[] for _ in range(DEN_WIDTH)]))
+    name, *columns, kubiya = reply
     if kubiya:
         n = len(columns[0])
         extra: list[list[bytes]] = [[b""] * n for _ in range(KUBIYA_WIDTH - DEN_WIDTH)]
@@ -93,7 +92,7 @@ def parse_claim(shard: int, reply: Sequence[Any]) -> Claim:
             for column, value in zip(extra, kubiya[i + 1 : i + 6], strict=True):
                 column[row] = value
         columns += extra
-    return Claim(shard, lease, LiveColumns(columns))
+    return Claim(shard, name.decode(), LiveColumns(columns))
 
 
 async def run_scripts(redis: Redis, script: LuaScript, calls: Sequence[ScriptCall]) -> list[Any]:
@@ -121,12 +120,12 @@ async def claim_shards(
 ) -> list[Claim]:
     """Claim up to `limit` dirty workers from each shard, leased for `lease` seconds.
 
-    Leases that expired (a flusher died between claim and ack) go back to dirty first."""
+    Claims whose lease expired (a flusher died between claim and ack) go back to dirty first."""
     shard_list = list(shards)
     at = now_ms() if now is None else now
     calls: list[ScriptCall] = [
         (
-            [hotstore.dirty_key(s), hotstore.inflight_key(s)],
+            [hotstore.dirty_key(s), hotstore.claims_key(s)],
             [at, int(lease * 1000), limit, hotstore.worker_prefix(s)],
         )
         for s in shard_list
@@ -141,19 +140,20 @@ async def claim_dirty(redis: Redis, shard: int, limit: int, lease: float) -> Cla
 
 
 async def ack_claims(redis: Redis, claims: Sequence[Claim]) -> None:
-    """End the claims' leases: Postgres holds what they carried."""
-    calls: list[ScriptCall] = [
-        ([hotstore.inflight_key(c.shard)], [c.lease]) for c in claims if len(c)
-    ]
-    if calls:
-        await run_scripts(redis, ACK, calls)
+    """End the claims: Postgres holds what they carried."""
+    held = [c for c in claims if len(c)]
+    if held:
+        pipe = redis.pipeline(transaction=False)
+        for c in held:
+            pipe.hdel(hotstore.claims_key(c.shard), c.name)
+        await pipe.execute()
 
 
 async def release_claims(redis: Redis, claims: Sequence[Claim]) -> None:
     """Give claimed workers back to dirty now rather than when their lease runs out."""
     now = now_ms()
     calls: list[ScriptCall] = [
-        ([hotstore.dirty_key(c.shard), hotstore.inflight_key(c.shard)], [c.lease, now])
+        ([hotstore.dirty_key(c.shard), hotstore.claims_key(c.shard)], [c.name, now])
         for c in claims
         if len(c)
     ]

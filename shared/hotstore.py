@@ -57,8 +57,18 @@ def dirty_key(shard: int) -> str:
     return f"{shard_tag(shard)}:dirty"
 
 
-def inflight_key(shard: int) -> str:
-    return f"{shard_tag(shard)}:inflight"
+def claims_key(shard: int) -> str:
+    """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
+
+    A claim's name is "<lease expiry ms>:<workers>"; the expiry is unique among the shard's
+    claims. A flusher acks a claim by deleting its field (HDEL)."""
+    return f"{shard_tag(shard)}:claims"
+
+
+def inflight_workers(claim_names: Iterable[bytes | str]) -> int:
+    """How many workers the named claims hold."""
+    names = (n.decode() if isinstance(n, bytes) else n for n in claim_names)
+    return sum(int(name.rpartition(":")[2]) for name in names)
 
 
 # KEYS: per beat its worker hash and its shard's dirty set. On one Redis a whole batch is one
@@ -138,30 +148,38 @@ end
 return out
 """
 
-# KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
-# Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
-# A claim is known by its lease expiry, unique in the in-flight set while any of its workers is
-# there (the next free ms is taken), so acking or releasing a claim needs no list of its workers.
-# Returns nothing when no worker is dirty, else the lease expiry and then column by column: the
+# KEYS: dirty set, claims hash. ARGV: now ms, lease ms, how many, worker key prefix.
+# Claims whose lease expired go back to dirty first, so a flusher that died between claim and ack
+# loses nothing. A claim is one field of the claims hash (see `claims_key`), not one entry per
+# worker: recording, acking and releasing it cost the same however many workers it holds.
+# Returns nothing when no worker is dirty, else the claim's name and then column by column: the
 # worker ids, then per LIVE_FIELDS Den field one value per worker ('' = missing), then per worker
 # whose hash holds a Kubiya status its row number (from 1) and the five Kubiya fields.
 # The heartbeat read here is recorded as persisted (`p`) right away: the claimed state stays in
-# the in-flight set until Postgres has it (a failed write or a dead flusher puts it back in
-# dirty), so `p` only spares the dirty rule from re-marking the worker for what is in hand.
+# a claim until Postgres has it (a failed write or a dead flusher puts it back in dirty), so `p`
+# only spares the dirty rule from re-marking the worker for what is in hand.
 CLAIM_DIRTY = """
 local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, id in ipairs(expired) do
-  redis.call('ZADD', KEYS[1], 'NX', now, id)
-  redis.call('ZREM', KEYS[2], id)
+local taken = {}
+for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local expiry = tonumber(string.match(name, '^%d+'))
+  if expiry <= now then
+    for id in string.gmatch(redis.call('HGET', KEYS[2], name), '%S+') do
+      redis.call('ZADD', KEYS[1], 'NX', now, id)
+    end
+    redis.call('HDEL', KEYS[2], name)
+  else
+    taken[expiry] = true
+  end
 end
 local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
 if #ids == 0 then return {} end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #ids - 1)
-local lease = now + tonumber(ARGV[2])
-while redis.call('ZCOUNT', KEYS[2], lease, lease) > 0 do lease = lease + 1 end
-lease = tostring(lease)
-local hb, act, iar, osc, skew, kubiya, leases = {}, {}, {}, {}, {}, {}, {}
+local expiry = now + tonumber(ARGV[2])
+while taken[expiry] do expiry = expiry + 1 end
+local name = tostring(expiry) .. ':' .. #ids
+redis.call('HSET', KEYS[2], name, table.concat(ids, ' '))
+local hb, act, iar, osc, skew, kubiya = {}, {}, {}, {}, {}, {}
 for i = 1, #ids do
   local key = prefix .. ids[i]
   local h = redis.call('HMGET', key, 'hb', 'act', 'iar', 'osc', 'skew', 'ks')
@@ -173,31 +191,20 @@ for i = 1, #ids do
     kubiya[n + 1], kubiya[n + 2], kubiya[n + 3] = i, h[6], k[1] or ''
     kubiya[n + 4], kubiya[n + 5], kubiya[n + 6] = k[2] or '', k[3] or '', k[4] or ''
   end
-  leases[2 * i - 1], leases[2 * i] = lease, ids[i]
 end
--- unpack() has a stack limit: commands taking many arguments get them in slices.
-for i = 1, #leases, 2000 do
-  redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + 1999, #leases)))
-end
-return {lease, ids, hb, act, iar, osc, skew, kubiya}
+return {name, ids, hb, act, iar, osc, skew, kubiya}
 """
 
-# KEYS: in-flight set. ARGV: the claim's lease expiry. Ends the claim's leases, except those
-# re-claimed by another flusher since (they carry that claim's expiry).
-ACK_PERSISTED = """
-return redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-"""
-
-# KEYS: dirty set, in-flight set. ARGV: the claim's lease expiry, now ms.
+# KEYS: dirty set, claims hash. ARGV: the claim's name, now ms.
 # Hands a claim's workers back to dirty at once when the flusher could not persist them (no need
-# to wait for the lease), except those re-claimed by another flusher since.
+# to wait for the lease); a claim that expired and went back to dirty already is left alone.
 RELEASE_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
-for _, id in ipairs(ids) do
+local ids = redis.call('HGET', KEYS[2], ARGV[1])
+if not ids then return 0 end
+for id in string.gmatch(ids, '%S+') do
   redis.call('ZADD', KEYS[1], 'NX', ARGV[2], id)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
-return #ids
+return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
 # KEYS: worker hashes of one shard. ARGV: per worker its org, token version, and the heartbeat and
@@ -238,7 +245,6 @@ async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
     pipe = redis.pipeline(transaction=False)
     pipe.delete(worker_prefix(shard) + worker_id)
     pipe.zrem(dirty_key(shard), worker_id)
-    pipe.zrem(inflight_key(shard), worker_id)
     await pipe.execute()
 
 

@@ -19,7 +19,7 @@ async def dirty_and_inflight(redis, settings) -> int:
     total = 0
     for shard in range(settings.shards):
         total += await redis.zcard(hotstore.dirty_key(shard))
-        total += await redis.zcard(hotstore.inflight_key(shard))
+        total += hotstore.inflight_workers(await redis.hkeys(hotstore.claims_key(shard)))
     return total
 
 
