@@ -15,6 +15,7 @@ import asyncpg
 
 from flusher.claims import DEN_WIDTH, KUBIYA_WIDTH, LiveColumns
 from flusher.pg_arrays import array_literal
+from shared.db import create_pool
 
 log = logging.getLogger("hb.flusher")
 
@@ -85,10 +86,20 @@ WHERE w.id = b.id AND w.deleted_at IS NULL
 PERSIST_SQL = _persist_sql(DEN_WIDTH)
 PERSIST_KUBIYA_SQL = _persist_sql(KUBIYA_WIDTH)
 
-# Knowing a chunk's size, the planner prefers a merge join that walks the whole primary key for
-# every chunk (on 100,000 workers, twice the time of a chunk of 5,000 done by index probes).
-# One probe per row is the right plan for this statement at any table size.
-_PLAN = "SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off"
+# The flusher's connections plan PERSIST_SQL as one primary-key probe per row. Knowing a chunk's
+# size, the planner would rather hash or merge-join the whole table for every chunk (twice the
+# time on 100,000 workers, growing with the table); without these settings a connection plans
+# its first five chunks that way before Postgres settles on a generic plan, which probes.
+# Nothing else the flusher runs has a join.
+PLANNER_SETTINGS = {"enable_mergejoin": "off", "enable_hashjoin": "off"}
+
+
+async def create_flusher_pool(
+    database_url: str, min_size: int = 1, max_size: int = 4
+) -> asyncpg.Pool:
+    """A pool for `persist_rows` (and the rest of the flusher), planned as it needs."""
+    return await create_pool(database_url, min_size, max_size, server_settings=PLANNER_SETTINGS)
+
 
 # Two flushers may write the same rows at once (a lease re-claimed while the first still writes);
 # Postgres then breaks a lock cycle by failing one statement, which is safe to run again.
@@ -111,9 +122,7 @@ async def persist_batch(pool: asyncpg.Pool, live: LiveColumns) -> int:
                 array_literal(column, quote=text)
                 for column, (_, _, text) in zip(live.columns, _COLUMNS, strict=False)
             ]
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(_PLAN)
-                status = await conn.execute(sql, *arrays)
+            status = await pool.execute(sql, *arrays)
             break
         except asyncpg.DeadlockDetectedError:
             if attempt == _DEADLOCK_RETRIES - 1:
