@@ -24,11 +24,12 @@ async def flush_backlog(state: ApiState) -> tuple[float, int, int, int]:
     for shard in shards:
         pipe.zrange(hotstore.dirty_key(shard), 0, 0, withscores=True)
         pipe.zcard(hotstore.dirty_key(shard))
-        pipe.zcard(hotstore.inflight_key(shard))
+        pipe.hkeys(hotstore.claims_key(shard))
     persisted, *replies = await pipe.execute()
     oldest = min((float(r[0][1]) for r in replies[0::3] if r), default=None)
     lag = 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
-    return lag, sum(replies[1::3]), sum(replies[2::3]), int(persisted or 0)
+    claimed = sum(hotstore.inflight_workers(names) for names in replies[2::3])
+    return lag, sum(replies[1::3]), claimed, int(persisted or 0)
 
 
 async def metrics_endpoint(request: Request) -> Response:

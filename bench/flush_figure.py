@@ -10,7 +10,6 @@ import time
 from bench import report
 from bench.fleet import Fleet, beat_fleet, insert_fleet_rows, new_fleet, register_fleet
 from bench.servers import TOKEN_KEYS, embedded_stores, time_limit, workdir
-from shared.db import create_pool
 from shared.redis_conn import connect_redis
 from shared.settings import Settings
 from shared.timefmt import from_ms, now_ms
@@ -48,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _drains(settings: Settings, fleet: Fleet, runs: int) -> list[tuple[int, float, int]]:
     from flusher.drain import drain_all
+    from flusher.persist import create_flusher_pool
 
-    pool = await create_pool(settings.database_url, max_size=4)
+    pool = await create_flusher_pool(settings.database_url)
     redis = connect_redis(settings)
     try:
         await insert_fleet_rows(pool, fleet, with_instances=False)

@@ -88,15 +88,12 @@ def _memory_usage(client: Redis, keys: list[str]) -> list[int]:
 def _persist_all(client: Redis, shards: int) -> None:
     """What a flusher does to Redis once Postgres has the beats: claim, then ack."""
     claim = client.register_script(hotstore.CLAIM_DIRTY)
-    ack = client.register_script(hotstore.ACK_PERSISTED)
     for shard in range(shards):
         prefix = hotstore.worker_prefix(shard)
-        keys = [hotstore.dirty_key(shard), hotstore.inflight_key(shard)]
+        keys = [hotstore.dirty_key(shard), hotstore.claims_key(shard)]
         reply = claim(keys=keys, args=[now_ms(), 60_000, 1_000_000, prefix])
-        stride = 1 + len(hotstore.LIVE_FIELDS)
-        ids = [reply[i] for i in range(1, len(reply), stride)]
-        if ids:
-            ack(keys=[hotstore.inflight_key(shard)], args=[reply[0], b" ".join(ids)])
+        if reply:  # acked by the claim's name
+            client.hdel(hotstore.claims_key(shard), reply[0])
 
 
 async def _beat_every_worker(settings: Settings, fleet: Fleet) -> None:

@@ -64,6 +64,7 @@ async def _simulate(
     settings: Settings, fleet: Fleet, warmup_s: int, counted_s: int
 ) -> tuple[int, int, int, int]:
     from flusher.drain import drain_all
+    from flusher.persist import PLANNER_SETTINGS
 
     statements = 0
     counting = False
@@ -76,7 +77,9 @@ async def _simulate(
     async def init(conn: asyncpg.Connection) -> None:
         conn.add_query_logger(count)
 
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, init=init)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=4, init=init, server_settings=PLANNER_SETTINGS
+    )
     assert pool is not None
     redis = connect_redis(settings)
     try:

@@ -7,8 +7,8 @@ however many shards there are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -18,71 +18,81 @@ from shared.redis_conn import LuaScript
 from shared.timefmt import now_ms
 
 CLAIM = LuaScript(hotstore.CLAIM_DIRTY)
-ACK = LuaScript(hotstore.ACK_PERSISTED)
 RELEASE = LuaScript(hotstore.RELEASE_CLAIM)
 
-_STRIDE = 1 + len(hotstore.LIVE_FIELDS)  # worker id, then its LIVE_FIELDS
+DEN_WIDTH = 6  # the worker id and the five fields every beat writes
+KUBIYA_WIDTH = 1 + len(hotstore.LIVE_FIELDS)
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | bytes]]  # one script run's keys and args
 
 
-class LiveRow(NamedTuple):
-    """A worker's hot fields as Postgres takes them (the columns of `persist_batch`)."""
+class LiveColumns:
+    """Workers' hot fields as Redis holds them, one list per column: the worker id, then
+    LIVE_FIELDS, b"" where a field is missing. The five Kubiya columns are there only when a
+    Kubiya beat is among the workers.
 
-    worker_id: str
-    heartbeat_ms: int
-    active_ms: int | None
-    active_recently: bool | None
-    open_sessions: int | None
-    skew_ms: int | None
-    status: str | None  # Kubiya's fields: all present after a Kubiya beat, else all None
-    tasks_processed: int | None
-    current_task_id: str | None
-    environment: str | None
-    metadata_json: str | None
+    Kept as the bytes Redis sent: Postgres parses them (see `flusher.pg_arrays`), so a worker
+    costs no Python object per field."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: list[list[bytes]]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @property
+    def ids(self) -> list[bytes]:
+        return self.columns[0]
+
+    @property
+    def has_kubiya(self) -> bool:
+        return len(self.columns) > DEN_WIDTH
+
+    def slice(self, start: int, stop: int) -> LiveColumns:
+        return LiveColumns([column[start:stop] for column in self.columns])
+
+    @staticmethod
+    def join(parts: Iterable[LiveColumns]) -> LiveColumns:
+        parts = list(parts)
+        width = max((len(p.columns) for p in parts), default=DEN_WIDTH)
+        columns: list[list[bytes]] = [[] for _ in range(width)]
+        for part in parts:
+            for column, own in zip(columns, part.columns, strict=False):
+                column.extend(own)
+            for column in columns[len(part.columns) :]:
+                column.extend([b""] * len(part))
+        return LiveColumns(columns)
 
 
 @dataclass(slots=True)
 class Claim:
-    """The workers one CLAIM_DIRTY call took from a shard, held until `lease` (ms)."""
+    """The workers one CLAIM_DIRTY call took from a shard, under the name it is acked or
+    released by (its lease expiry and size, see `hotstore.claims_key`)."""
 
     shard: int
-    lease: str
-    ids: list[str] = field(default_factory=list)  # everything claimed, acked or released together
-    rows: list[LiveRow] = field(default_factory=list)  # those whose hash still exists
+    name: str
+    live: LiveColumns
+
+    def __len__(self) -> int:
+        return len(self.live)
 
 
-_NO_KUBIYA = (None, None, None, None, None)
-
-
-def _int(value: bytes) -> int | None:
-    return int(value) if value else None
-
-
-def _text(value: bytes) -> str | None:
-    return value.decode() if value else None
-
-
-def parse_claim(shard: int, reply: Sequence[bytes]) -> Claim:
+def parse_claim(shard: int, reply: Sequence[Any]) -> Claim:
     """CLAIM_DIRTY's reply (from a client that returns bytes) as a Claim."""
-    claim = Claim(shard, reply[0].decode())
-    ids, rows = claim.ids, claim.rows
-    for i in range(1, len(reply), _STRIDE):
-        worker_id = reply[i].decode()
-        ids.append(worker_id)
-        hb, act, iar, osc, skew, ks, kt, kc, ke, km = reply[i + 1 : i + _STRIDE]
-        if not hb:  # the worker was deleted (its hash is gone) or never beat
-            continue
-        kubiya: tuple[str | None, int | None, str | None, str | None, str | None] = (
-            (ks.decode(), _int(kt), _text(kc), _text(ke), _text(km)) if ks else _NO_KUBIYA
-        )
-        rows.append(
-            LiveRow(
-                worker_id, int(hb), _int(act), (iar == b"1") if iar else None, _int(osc),
-                _int(skew), *kubiya,
-            )
-        )  # fmt: skip
-    return claim
+    if not reply:
+        return Claim(shard, "", LiveColumns([[] for _ in range(DEN_WIDTH)]))
+    name, *columns, kubiya = reply
+    if kubiya:
+        n = len(columns[0])
+        extra: list[list[bytes]] = [[b""] * n for _ in range(KUBIYA_WIDTH - DEN_WIDTH)]
+        for i in range(0, len(kubiya), 6):
+            row = kubiya[i] - 1
+            for column, value in zip(extra, kubiya[i + 1 : i + 6], strict=True):
+                column[row] = value
+        columns += extra
+    return Claim(shard, name.decode(), LiveColumns(columns))
 
 
 async def run_scripts(redis: Redis, script: LuaScript, calls: Sequence[ScriptCall]) -> list[Any]:
@@ -106,17 +116,17 @@ async def run_scripts(redis: Redis, script: LuaScript, calls: Sequence[ScriptCal
 
 
 async def claim_shards(
-    redis: Redis, shards: Iterable[int], limit: int, lease: float
+    redis: Redis, shards: Iterable[int], limit: int, lease: float, now: int | None = None
 ) -> list[Claim]:
     """Claim up to `limit` dirty workers from each shard, leased for `lease` seconds.
 
-    Leases that expired (a flusher died between claim and ack) go back to dirty first."""
+    Claims whose lease expired (a flusher died between claim and ack) go back to dirty first."""
     shard_list = list(shards)
-    now = now_ms()
+    at = now_ms() if now is None else now
     calls: list[ScriptCall] = [
         (
-            [hotstore.dirty_key(s), hotstore.inflight_key(s)],
-            [now, int(lease * 1000), limit, hotstore.worker_prefix(s)],
+            [hotstore.dirty_key(s), hotstore.claims_key(s)],
+            [at, int(lease * 1000), limit, hotstore.worker_prefix(s)],
         )
         for s in shard_list
     ]
@@ -130,24 +140,22 @@ async def claim_dirty(redis: Redis, shard: int, limit: int, lease: float) -> Cla
 
 
 async def ack_claims(redis: Redis, claims: Sequence[Claim]) -> None:
-    """End the claims' leases: Postgres holds what they carried."""
-    calls: list[ScriptCall] = [
-        ([hotstore.inflight_key(c.shard)], [c.lease, " ".join(c.ids)]) for c in claims if c.ids
-    ]
-    if calls:
-        await run_scripts(redis, ACK, calls)
+    """End the claims: Postgres holds what they carried."""
+    held = [c for c in claims if len(c)]
+    if held:
+        pipe = redis.pipeline(transaction=False)
+        for c in held:
+            pipe.hdel(hotstore.claims_key(c.shard), c.name)
+        await pipe.execute()
 
 
 async def release_claims(redis: Redis, claims: Sequence[Claim]) -> None:
     """Give claimed workers back to dirty now rather than when their lease runs out."""
     now = now_ms()
     calls: list[ScriptCall] = [
-        (
-            [hotstore.dirty_key(c.shard), hotstore.inflight_key(c.shard)],
-            [c.lease, now, *c.ids],
-        )
+        ([hotstore.dirty_key(c.shard), hotstore.claims_key(c.shard)], [c.name, now])
         for c in claims
-        if c.ids
+        if len(c)
     ]
     if calls:
         await run_scripts(redis, RELEASE, calls)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 from redis.asyncio import Redis
 
-from flusher.claims import Claim, ack_claims, claim_shards, release_claims
+from flusher.claims import Claim, LiveColumns, ack_claims, claim_shards, release_claims
 from flusher.persist import persist_rows
 from shared.settings import Settings
 
@@ -35,15 +35,15 @@ async def drain_round(
     after_claim: AfterClaim | None = None,
 ) -> tuple[int, int]:
     """One claim-persist-ack round over `shards`; returns (workers claimed, rows written)."""
-    claims = [c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if c.ids]
-    claimed = sum(len(c.ids) for c in claims)
+    claims = [c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if len(c)]
+    claimed = sum(len(c) for c in claims)
     if not claimed:
         return 0, 0
     try:
         if after_claim is not None:
             await after_claim(claims)
-        rows = [row for c in claims for row in c.rows]
-        written = await persist_rows(pool, rows, settings.flush_chunk)
+        live = LiveColumns.join(c.live for c in claims)
+        written = await persist_rows(pool, live, settings.flush_chunk)
     except BaseException:
         # Best effort: if Redis is unreachable too, the leases expire and do the same.
         with contextlib.suppress(Exception):
@@ -87,7 +87,7 @@ async def drain_all(
 
     async def claim() -> list[Claim]:
         claims = [
-            c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if c.ids
+            c for c in await claim_shards(redis, shards, limit, settings.flush_lease) if len(c)
         ]
         if claims and after_claim is not None:
             await after_claim(claims)
@@ -101,10 +101,10 @@ async def drain_all(
     current = await claim()
     try:
         while current:
-            rows = [row for c in current for row in c.rows]
+            live = LiveColumns.join(c.live for c in current)
             more = time.monotonic() < deadline
             persisted, following, acked = await asyncio.gather(
-                persist_rows(pool, rows, settings.flush_chunk),
+                persist_rows(pool, live, settings.flush_chunk),
                 claim() if more else nothing(),
                 ack_claims(redis, done),
                 return_exceptions=True,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from operator import itemgetter
 
 import asyncpg
 
-from flusher.claims import LiveRow
+from flusher.claims import DEN_WIDTH, KUBIYA_WIDTH, LiveColumns
+from flusher.pg_arrays import array_literal
+from shared.db import create_pool
 
 log = logging.getLogger("hb.flusher")
 
@@ -32,8 +32,15 @@ PG_DOWN: tuple[type[BaseException], ...] = (
 _NEWER = "(w.last_heartbeat_at IS NULL OR b.hb >= w.last_heartbeat_at)"
 _KUBIYA = f"{_NEWER} AND b.ks IS NOT NULL"
 
-PERSIST_SQL = f"""
-UPDATE workers AS w SET
+# (name, Postgres type, free text) per column of LiveColumns.
+_COLUMNS = (
+    ("id", "text", False), ("hb", "int8", False), ("act", "int8", False),
+    ("iar", "bool", False), ("osc", "int8", False), ("skew", "int8", False),
+    ("ks", "text", True), ("kt", "int8", False), ("kc", "text", True), ("ke", "text", True),
+    ("km", "text", True),
+)  # fmt: skip
+
+_SET_DEN = f"""
     last_heartbeat_at = GREATEST(w.last_heartbeat_at, b.hb),
     last_active_at = GREATEST(w.last_active_at, b.act),
     is_active_recently = CASE WHEN {_NEWER}
@@ -41,63 +48,100 @@ UPDATE workers AS w SET
     open_session_count = CASE WHEN {_NEWER}
         THEN COALESCE(b.osc, w.open_session_count) ELSE w.open_session_count END,
     clock_skew_ms = CASE WHEN {_NEWER}
-        THEN COALESCE(b.skew, w.clock_skew_ms) ELSE w.clock_skew_ms END,
+        THEN COALESCE(b.skew, w.clock_skew_ms) ELSE w.clock_skew_ms END,"""
+
+_SET_KUBIYA = f"""
     reported_status = CASE WHEN {_KUBIYA} THEN b.ks ELSE w.reported_status END,
     tasks_processed = CASE WHEN {_KUBIYA} THEN b.kt ELSE w.tasks_processed END,
     current_task_id = CASE WHEN {_KUBIYA} THEN b.kc ELSE w.current_task_id END,
     environment_name = CASE WHEN {_KUBIYA} THEN b.ke ELSE w.environment_name END,
-    worker_metadata = CASE WHEN {_KUBIYA} THEN b.km::jsonb ELSE w.worker_metadata END,
+    worker_metadata = CASE WHEN {_KUBIYA} THEN b.km::jsonb ELSE w.worker_metadata END,"""
+
+
+def _persist_sql(width: int) -> str:
+    """The UPDATE for LiveColumns of `width` columns (with or without the Kubiya ones)."""
+    columns = _COLUMNS[:width]
+    arrays = ", ".join(f"${i}::text::{kind}[]" for i, (_, kind, _) in enumerate(columns, 1))
+    names = [name for name, _, _ in columns]
+    fields = ", ".join(names[3:])
+    kubiya = _SET_KUBIYA if width > DEN_WIDTH else ""
+    # Rows go by id so that every flusher locks them in one order (a lock cycle between two
+    # flushers writing the same workers is then unlikely); a missing heartbeat is a gone hash.
+    return f"""
+UPDATE workers AS w SET{_SET_DEN}{kubiya}
     heartbeat_persisted_at = now()
 FROM (
     SELECT id, to_timestamp(hb::float8 / 1000) AS hb, to_timestamp(act::float8 / 1000) AS act,
-           iar, osc, skew, ks, kt, kc, ke, km
-      FROM unnest($1::text[], $2::int8[], $3::int8[], $4::bool[], $5::int8[], $6::int8[],
-                  $7::text[], $8::int8[], $9::text[], $10::text[], $11::text[])
-           AS u(id, hb, act, iar, osc, skew, ks, kt, kc, ke, km)
+           {fields}
+      FROM unnest({arrays}) AS u({", ".join(names)})
+     WHERE hb IS NOT NULL
+     ORDER BY id COLLATE "C"
     OFFSET 0  -- converts each timestamp once, not once per use below
 ) AS b
 WHERE w.id = b.id AND w.deleted_at IS NULL
   AND ({_NEWER} OR b.act > COALESCE(w.last_active_at, '-infinity'))
 """
 
+
+PERSIST_SQL = _persist_sql(DEN_WIDTH)
+PERSIST_KUBIYA_SQL = _persist_sql(KUBIYA_WIDTH)
+
+# The flusher's connections plan PERSIST_SQL as one primary-key probe per row. Knowing a chunk's
+# size, the planner would rather hash or merge-join the whole table for every chunk (twice the
+# time on 100,000 workers, growing with the table); without these settings a connection plans
+# its first five chunks that way before Postgres settles on a generic plan, which probes.
+# Nothing else the flusher runs has a join.
+PLANNER_SETTINGS = {"enable_mergejoin": "off", "enable_hashjoin": "off"}
+
+
+async def create_flusher_pool(
+    database_url: str, min_size: int = 1, max_size: int = 4
+) -> asyncpg.Pool:
+    """A pool for `persist_rows` (and the rest of the flusher), planned as it needs."""
+    return await create_pool(database_url, min_size, max_size, server_settings=PLANNER_SETTINGS)
+
+
 # Two flushers may write the same rows at once (a lease re-claimed while the first still writes);
 # Postgres then breaks a lock cycle by failing one statement, which is safe to run again.
 _DEADLOCK_RETRIES = 3
 
 
-async def persist_batch(pool: asyncpg.Pool, rows: Sequence[LiveRow]) -> int:
+async def persist_batch(pool: asyncpg.Pool, live: LiveColumns) -> int:
     """Write one chunk of workers' hot fields; returns the rows Postgres updated (deleted or
     unknown workers and beats older than what Postgres holds are not written).
 
     A value Postgres refuses (a NUL in text, a number out of range) must not stall every other
     worker of the chunk forever: the chunk is split until the offending row stands alone, and
     that row is logged and skipped."""
-    if not rows:
+    if not len(live):
         return 0
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    sql = PERSIST_KUBIYA_SQL if live.has_kubiya else PERSIST_SQL
     for attempt in range(_DEADLOCK_RETRIES):
         try:
-            status = await pool.execute(PERSIST_SQL, *columns)
+            arrays = [
+                array_literal(column, quote=text)
+                for column, (_, _, text) in zip(live.columns, _COLUMNS, strict=False)
+            ]
+            status = await pool.execute(sql, *arrays)
             break
         except asyncpg.DeadlockDetectedError:
             if attempt == _DEADLOCK_RETRIES - 1:
                 raise
         except (asyncpg.DataError, ValueError) as exc:
-            if len(rows) == 1:
-                log.error("skipped worker %s: Postgres refused its values: %s", rows[0][0], exc)
+            if len(live) == 1:
+                worker = live.ids[0].decode(errors="replace")
+                log.error("skipped worker %s: Postgres refused its values: %s", worker, exc)
                 return 0
-            half = len(rows) // 2
-            return await persist_batch(pool, rows[:half]) + await persist_batch(pool, rows[half:])
+            half = len(live) // 2
+            return await persist_batch(pool, live.slice(0, half)) + await persist_batch(
+                pool, live.slice(half, len(live))
+            )
     return int(status.rpartition(" ")[2])
 
 
-async def persist_rows(
-    pool: asyncpg.Pool, rows: Sequence[LiveRow], chunk: int, parallel: int = 2
-) -> int:
-    """`persist_batch` over chunks of `chunk` rows, `parallel` of them at a time."""
-    # One lock order for every flusher makes a lock cycle between them unlikely.
-    ordered = sorted(rows, key=itemgetter(0))
-    chunks = [ordered[i : i + chunk] for i in range(0, len(ordered), chunk)]
+async def persist_rows(pool: asyncpg.Pool, live: LiveColumns, chunk: int, parallel: int = 2) -> int:
+    """`persist_batch` over chunks of `chunk` workers, `parallel` of them at a time."""
+    chunks = [live.slice(i, i + chunk) for i in range(0, len(live), chunk)]
     written = 0
     for i in range(0, len(chunks), parallel):
         batch = (persist_batch(pool, c) for c in chunks[i : i + parallel])

@@ -68,7 +68,6 @@ async def _remove_deleted_workers(redis: Redis, pool: asyncpg.Pool, shards: int,
             shard = hotstore.shard_of(r["id"], shards)
             pipe.delete(hotstore.worker_prefix(shard) + r["id"])
             pipe.zrem(hotstore.dirty_key(shard), r["id"])
-            pipe.zrem(hotstore.inflight_key(shard), r["id"])
         await pipe.execute()
         count += len(rows)
         after = rows[-1]["id"]

@@ -14,10 +14,9 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 
 from flusher.drain import drain_all
-from flusher.persist import PG_DOWN
+from flusher.persist import PG_DOWN, create_flusher_pool
 from flusher.reconcile import reconcile_registry, registry_lost
 from shared import hotstore
-from shared.db import create_pool
 from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
 
@@ -50,7 +49,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     ctx["hot"] = connect_redis(settings, max_connections=16)
     # min_size=0: the worker starts (and keeps ingest's backlog in Redis) while Postgres is down.
-    ctx["pool"] = await create_pool(settings.database_url, min_size=0, max_size=4)
+    ctx["pool"] = await create_flusher_pool(settings.database_url, min_size=0)
     ctx["backoff"] = Backoff()
     ctx["reconcile_pending"] = False  # the reconcile job runs at startup
 

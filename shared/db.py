@@ -49,9 +49,19 @@ async def migrate(database_url: str) -> list[str]:
     return applied
 
 
-async def create_pool(database_url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A pool whose connections start with `server_settings` (kept across the pool's resets)."""
     pool = await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size, command_timeout=30
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=30,
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool

@@ -57,8 +57,18 @@ def dirty_key(shard: int) -> str:
     return f"{shard_tag(shard)}:dirty"
 
 
-def inflight_key(shard: int) -> str:
-    return f"{shard_tag(shard)}:inflight"
+def claims_key(shard: int) -> str:
+    """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
+
+    A claim's name is "<lease expiry ms>:<workers>"; the expiry is unique among the shard's
+    claims. A flusher acks a claim by deleting its field (HDEL)."""
+    return f"{shard_tag(shard)}:claims"
+
+
+def inflight_workers(claim_names: Iterable[bytes | str]) -> int:
+    """How many workers the named claims hold."""
+    names = (n.decode() if isinstance(n, bytes) else n for n in claim_names)
+    return sum(int(name.rpartition(":")[2]) for name in names)
 
 
 # KEYS: per beat its worker hash and its shard's dirty set. On one Redis a whole batch is one
@@ -138,78 +148,63 @@ end
 return out
 """
 
-_FIELD_LIST = ", ".join(f"'{f}'" for f in LIVE_FIELDS)
-
-# KEYS: dirty set, in-flight set. ARGV: now ms, lease ms, how many, worker key prefix.
-# Expired leases go back to dirty first, so a flusher that died between claim and ack loses nothing.
-# Returns the lease expiry, then per claimed worker its id and LIVE_FIELDS ('' = missing).
+# KEYS: dirty set, claims hash. ARGV: now ms, lease ms, how many, worker key prefix.
+# Claims whose lease expired go back to dirty first, so a flusher that died between claim and ack
+# loses nothing. A claim is one field of the claims hash (see `claims_key`), not one entry per
+# worker: recording, acking and releasing it cost the same however many workers it holds.
+# Returns nothing when no worker is dirty, else the claim's name and then column by column: the
+# worker ids, then per LIVE_FIELDS Den field one value per worker ('' = missing), then per worker
+# whose hash holds a Kubiya status its row number (from 1) and the five Kubiya fields.
 # The heartbeat read here is recorded as persisted (`p`) right away: the claimed state stays in
-# the in-flight set until Postgres has it (a failed write or a dead flusher puts it back in
-# dirty), so `p` only spares the dirty rule from re-marking the worker for what is in hand.
+# a claim until Postgres has it (a failed write or a dead flusher puts it back in dirty), so `p`
+# only spares the dirty rule from re-marking the worker for what is in hand.
 CLAIM_DIRTY = """
-local now, lease, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, id in ipairs(expired) do
-  redis.call('ZADD', KEYS[1], 'NX', now, id)
-  redis.call('ZREM', KEYS[2], id)
-end
-local popped = redis.call('ZPOPMIN', KEYS[1], limit)
-local until_ms = now + lease
-local out, n = {tostring(until_ms)}, 1
-local leases = {}
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  leases[i], leases[i + 1] = until_ms, id
-  n = n + 1
-  out[n] = id
-  local h = redis.call('HMGET', prefix .. id, FIELDS)
-  if h[1] then redis.call('HSET', prefix .. id, 'p', h[1]) end
-  for j = 1, NFIELDS do out[n + j] = h[j] or '' end
-  n = n + NFIELDS
-end
--- unpack() has a stack limit: commands taking many arguments get them in slices.
-for i = 1, #leases, 2000 do
-  redis.call('ZADD', KEYS[2], unpack(leases, i, math.min(i + 1999, #leases)))
-end
-return out
-""".replace("NFIELDS", str(len(LIVE_FIELDS))).replace("FIELDS", _FIELD_LIST)
-
-# KEYS: in-flight set. ARGV: lease expiry from the claim, then the claimed worker ids in one
-# space-separated argument (packing arguments is what costs a client most). Ends the leases,
-# except those re-claimed by another flusher since. Needs Redis 6.2+ (ZMSCORE).
-ACK_PERSISTED = """
-local lease = tonumber(ARGV[1])
-local ids, n = {}, 0
-for id in string.gmatch(ARGV[2] or '', '%S+') do
-  n = n + 1
-  ids[n] = id
-end
-local mine = {}
-for i = 1, n, 1000 do
-  local last = math.min(i + 999, n)
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids, i, last))
-  for j = 1, #scores do
-    if scores[j] and tonumber(scores[j]) == lease then mine[#mine + 1] = ids[i + j - 1] end
+local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
+local taken = {}
+for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local expiry = tonumber(string.match(name, '^%d+'))
+  if expiry <= now then
+    for id in string.gmatch(redis.call('HGET', KEYS[2], name), '%S+') do
+      redis.call('ZADD', KEYS[1], 'NX', now, id)
+    end
+    redis.call('HDEL', KEYS[2], name)
+  else
+    taken[expiry] = true
   end
 end
-for i = 1, #mine, 1000 do
-  redis.call('ZREM', KEYS[1], unpack(mine, i, math.min(i + 999, #mine)))
+local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
+if #ids == 0 then return {} end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #ids - 1)
+local expiry = now + tonumber(ARGV[2])
+while taken[expiry] do expiry = expiry + 1 end
+local name = tostring(expiry) .. ':' .. #ids
+redis.call('HSET', KEYS[2], name, table.concat(ids, ' '))
+local hb, act, iar, osc, skew, kubiya = {}, {}, {}, {}, {}, {}
+for i = 1, #ids do
+  local key = prefix .. ids[i]
+  local h = redis.call('HMGET', key, 'hb', 'act', 'iar', 'osc', 'skew', 'ks')
+  if h[1] then redis.call('HSET', key, 'p', h[1]) end
+  hb[i], act[i], iar[i] = h[1] or '', h[2] or '', h[3] or ''
+  osc[i], skew[i] = h[4] or '', h[5] or ''
+  if h[6] then
+    local k, n = redis.call('HMGET', key, 'kt', 'kc', 'ke', 'km'), #kubiya
+    kubiya[n + 1], kubiya[n + 2], kubiya[n + 3] = i, h[6], k[1] or ''
+    kubiya[n + 4], kubiya[n + 5], kubiya[n + 6] = k[2] or '', k[3] or '', k[4] or ''
+  end
 end
-return 0
+return {name, ids, hb, act, iar, osc, skew, kubiya}
 """
 
-# KEYS: dirty set, in-flight set. ARGV: lease expiry from the claim, now ms, then worker ids.
-# Hands claimed ids back to dirty at once when the flusher could not persist them (no need to
-# wait for the lease), unless another flusher has re-claimed them since.
+# KEYS: dirty set, claims hash. ARGV: the claim's name, now ms.
+# Hands a claim's workers back to dirty at once when the flusher could not persist them (no need
+# to wait for the lease); a claim that expired and went back to dirty already is left alone.
 RELEASE_CLAIM = """
-local lease, now = tonumber(ARGV[1]), ARGV[2]
-for i = 3, #ARGV do
-  if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i])) == lease then
-    redis.call('ZREM', KEYS[2], ARGV[i])
-    redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i])
-  end
+local ids = redis.call('HGET', KEYS[2], ARGV[1])
+if not ids then return 0 end
+for id in string.gmatch(ids, '%S+') do
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[2], id)
 end
-return 0
+return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
 # KEYS: worker hashes of one shard. ARGV: per worker its org, token version, and the heartbeat and
@@ -250,7 +245,6 @@ async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
     pipe = redis.pipeline(transaction=False)
     pipe.delete(worker_prefix(shard) + worker_id)
     pipe.zrem(dirty_key(shard), worker_id)
-    pipe.zrem(inflight_key(shard), worker_id)
     await pipe.execute()
 
 

@@ -45,3 +45,20 @@ async def test_rows_persisted_by_all_flushers_are_counted(
     await redis.incrby(hotstore.ROWS_PERSISTED, 7)
     body = (await api.get("/metrics")).text
     assert gauge(body, "hb_rows_persisted_total") == 7
+
+
+async def test_workers_claimed_by_a_flusher_are_counted_until_acked(
+    api: httpx.AsyncClient, redis: Redis, settings: Settings
+) -> None:
+    from flusher.claims import ack_claims, claim_shards
+
+    ids = [typeid.new_id(typeid.WORKER) for _ in range(5)]
+    for worker_id in ids:
+        await redis.zadd(hotstore.dirty_key(hotstore.shard_of(worker_id, settings.shards)),
+                         {worker_id: now_ms()})  # fmt: skip
+    claims = await claim_shards(redis, range(settings.shards), 10, 60)
+    body = (await api.get("/metrics")).text
+    assert (gauge(body, "hb_inflight_workers"), gauge(body, "hb_dirty_workers")) == (5, 0)
+
+    await ack_claims(redis, claims)
+    assert gauge((await api.get("/metrics")).text, "hb_inflight_workers") == 0

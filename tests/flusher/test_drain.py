@@ -2,7 +2,7 @@ import asyncio
 import json
 import random
 
-from flusher.claims import ack_claims, claim_dirty
+from flusher.claims import LiveColumns, ack_claims, claim_dirty
 from flusher.drain import drain_all, drain_shard
 from flusher.persist import persist_batch
 from shared import hotstore
@@ -19,7 +19,7 @@ async def dirty_and_inflight(redis, settings) -> int:
     total = 0
     for shard in range(settings.shards):
         total += await redis.zcard(hotstore.dirty_key(shard))
-        total += await redis.zcard(hotstore.inflight_key(shard))
+        total += hotstore.inflight_workers(await redis.hkeys(hotstore.claims_key(shard)))
     return total
 
 
@@ -91,11 +91,11 @@ async def test_persisting_the_same_rows_again_changes_nothing(ingest, redis, poo
     for n, worker in enumerate(workers):
         await den_beat(ingest, worker, base + n, isActiveRecently=True, openSessionCount=n)
     claims = [await claim_dirty(redis, s, 100, 60) for s in range(settings.shards)]
-    rows = [row for c in claims for row in c.rows]
+    live = LiveColumns.join(c.live for c in claims)
 
-    await persist_batch(pool, rows)
+    await persist_batch(pool, live)
     first = [await persisted(pool, w.id) for w in workers]
-    await persist_batch(pool, rows)  # an at-least-once retry
+    await persist_batch(pool, live)  # an at-least-once retry
     await ack_claims(redis, claims)
     again = [await persisted(pool, w.id) for w in workers]
 
@@ -263,3 +263,80 @@ async def test_a_row_postgres_refuses_is_skipped_without_stalling_the_others(
     assert (await persisted(pool, bad.id))["last_heartbeat_at"] is None
     assert await dirty_and_inflight(redis, settings) == 0
     assert bad.id in caplog.text
+
+
+async def test_den_and_kubiya_workers_written_together_keep_their_own_fields(
+    ingest, redis, pool, settings
+):
+    den = await add_worker(pool, redis, settings)
+    kubiya = await add_worker(pool, redis, settings)
+    await den_beat(ingest, den, now_ms(), openSessionCount=3, isActiveRecently=True)
+    await kubiya_beat(ingest, kubiya, status="idle", tasks_processed=3)
+
+    assert await drain_all(redis, pool, settings) == 2
+
+    den_row, kubiya_row = await persisted(pool, den.id), await persisted(pool, kubiya.id)
+    assert (den_row["open_session_count"], den_row["reported_status"]) == (3, None)
+    assert (kubiya_row["reported_status"], kubiya_row["tasks_processed"]) == ("idle", 3)
+    assert kubiya_row["environment_name"] == "prod"
+
+
+async def test_a_den_beat_leaves_what_a_kubiya_beat_stored(ingest, redis, pool, settings):
+    worker = await add_worker(pool, redis, settings)
+    await pool.execute(
+        "UPDATE workers SET reported_status = 'busy', tasks_processed = 9,"
+        " worker_metadata = '{\"a\": 1}' WHERE id = $1",
+        worker.id,
+    )
+    await den_beat(ingest, worker, now_ms(), openSessionCount=1)
+
+    assert await drain_all(redis, pool, settings) == 1
+
+    row = await persisted(pool, worker.id)
+    assert (row["reported_status"], row["tasks_processed"], row["open_session_count"]) == (
+        "busy", 9, 1,
+    )  # fmt: skip
+    assert json.loads(row["worker_metadata"]) == {"a": 1}
+
+
+async def test_text_with_delimiters_quotes_and_backslashes_is_persisted_as_sent(
+    ingest, redis, pool, settings
+):
+    worker = await add_worker(pool, redis, settings)
+    metadata = {"say": 'hi, "you" {x}', "path": "C:\\tmp"}
+    await kubiya_beat(ingest, worker, status='busy, "really"', current_task_id="a\\b{c}",
+                      environment_name="NULL", worker_metadata=metadata)  # fmt: skip
+
+    await drain_all(redis, pool, settings)
+
+    row = await persisted(pool, worker.id)
+    assert (row["reported_status"], row["current_task_id"], row["environment_name"]) == (
+        'busy, "really"', "a\\b{c}", "NULL",
+    )  # fmt: skip
+    assert json.loads(row["worker_metadata"]) == metadata
+
+
+async def test_a_damaged_number_or_non_utf8_text_skips_only_its_worker(
+    ingest, redis, pool, settings, caplog
+):
+    good = [await add_worker(pool, redis, settings) for _ in range(6)]
+    comma, not_utf8 = (
+        await add_worker(pool, redis, settings),
+        await add_worker(pool, redis, settings),
+    )
+    for n, worker in enumerate(good):
+        await den_beat(ingest, worker, now_ms(), openSessionCount=n)
+    await den_beat(ingest, comma, now_ms())
+    await kubiya_beat(ingest, not_utf8, status="busy")
+    # Written past ingest's checks: "1,2" must not become two values and shift the other rows.
+    await redis.hset(hotstore.worker_key(comma.id, settings.shards), mapping={"osc": "1,2"})
+    await redis.hset(hotstore.worker_key(not_utf8.id, settings.shards), mapping={"kc": b"\xff"})
+
+    assert await drain_all(redis, pool, settings) == len(good)
+
+    for n, worker in enumerate(good):
+        assert (await persisted(pool, worker.id))["open_session_count"] == n
+    for worker in (comma, not_utf8):
+        assert (await persisted(pool, worker.id))["last_heartbeat_at"] is None
+        assert worker.id in caplog.text
+    assert await dirty_and_inflight(redis, settings) == 0

@@ -31,7 +31,12 @@ async def eventually(condition, what: str, within: float = 20.0) -> None:
 
 
 async def inflight(redis, settings) -> int:
-    return sum([await redis.zcard(hotstore.inflight_key(s)) for s in range(settings.shards)])
+    return sum(
+        [
+            hotstore.inflight_workers(await redis.hkeys(hotstore.claims_key(s)))
+            for s in range(settings.shards)
+        ]
+    )
 
 
 async def test_flusher_killed_between_claim_and_ack_loses_nothing(
