@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 
-from ingest import resp
-from shared import hotstore
+from shared import hotstore, resp
 from shared.liveness import Liveness, liveness_of
 from shared.redis_conn import refusal_or_self
+from shared.redis_pipe import RedisPipe
 from shared.settings import Settings
 from shared.timefmt import format_ms
 
@@ -27,27 +27,26 @@ _HMGET_HEAD = f"*{2 + len(H.LIVE_FIELDS)}\r\n$5\r\nHMGET\r\n"
 
 
 async def read_live_fields(
-    redis: Redis, shards: int, worker_ids: Sequence[str]
+    redis: Redis | RedisPipe, shards: int, worker_ids: Sequence[str]
 ) -> list[LiveFields]:
     """The hot fields of each worker, in one round trip (raises REDIS_DOWN)."""
     if not worker_ids:
         return []
     keys = [hotstore.worker_key(worker_id, shards) for worker_id in worker_ids]
-    if isinstance(redis, RedisCluster):
-        # The cluster client groups the HMGETs by node itself.
-        pipe = redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.execute_command("HMGET", key, *H.LIVE_FIELDS)
-        replies = await pipe.execute()
-    else:
+    if isinstance(redis, RedisPipe):
         # redis-py's pipeline packs each command and parses each reply through several layers:
         # for 50 workers that was over a third of the page's CPU. Keys are ASCII.
-        commands = [f"{_HMGET_HEAD}${len(k)}\r\n{k}\r\n{_FIELDS_RESP}".encode() for k in keys]
-        replies = await resp.send_all(redis, commands)
+        packed = "".join([f"{_HMGET_HEAD}${len(k)}\r\n{k}\r\n{_FIELDS_RESP}" for k in keys])
+        replies = await redis.call_many(packed.encode(), len(keys))
         for reply in replies:
             if isinstance(reply, Exception):
                 raise refusal_or_self(reply)
-    return replies
+        return replies
+    # On a cluster, redis-py groups the HMGETs by node.
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command("HMGET", key, *H.LIVE_FIELDS)
+    return await pipe.execute()
 
 
 class Instance(msgspec.Struct, gc=False):

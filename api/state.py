@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from api.live_state import LiveFields, read_live_fields
 from api.worker_page import Credential, Cursor, fetch_page, fetch_worker
 from shared.redis_conn import REDIS_DOWN, connect_redis
+from shared.redis_pipe import RedisPipe
 from shared.settings import Settings
 
 log = logging.getLogger("hb.api")
@@ -23,7 +24,8 @@ CONNECT_TIMEOUT = 5.0
 # Postgres connections the read routes keep; the pool has a few more for management.
 READ_CONNECTIONS = 10
 POSTGRES_CONNECTIONS = READ_CONNECTIONS + 4
-# Reads in flight towards Redis at once; the pool keeps a few more for management writes.
+# On a cluster, page reads in flight towards Redis at once (on a single Redis they share one
+# pipelined connection); the pool keeps a few more for management writes.
 READ_SLOTS = 32
 REDIS_CONNECTIONS = READ_SLOTS + 8
 
@@ -41,6 +43,7 @@ class ApiState:
     settings: Settings
     pool: asyncpg.Pool
     redis: Redis
+    pipe: RedisPipe | None  # the page reads' connection, on a single Redis
 
     def __init__(self) -> None:
         self._redis_down = False
@@ -66,8 +69,13 @@ class ApiState:
         assert pool is not None
         self.pool = pool
         self.redis = connect_redis(settings, max_connections=REDIS_CONNECTIONS, blocking=True)
+        self.pipe = None
+        if not settings.redis_cluster:
+            self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
 
     async def stop(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
         await self.redis.aclose()
         while self._kept:
             await self.pool.release(self._kept.pop())
@@ -101,8 +109,11 @@ class ApiState:
     async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
         try:
-            async with self._read_slots:
-                fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
+            if self.pipe is not None:
+                fields = await read_live_fields(self.pipe, self.settings.shards, worker_ids)
+            else:
+                async with self._read_slots:
+                    fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
         except REDIS_DOWN as exc:
             if not self._redis_down:
                 log.warning("Redis unreachable (%s); serving durable heartbeat data only", exc)

@@ -15,11 +15,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from ingest import resp
-from ingest.redis_pipe import RedisPipe
-from shared import hotstore
+from shared import hotstore, resp
 from shared.metrics import Histogram
 from shared.redis_conn import LuaScript, refusal_or_self
+from shared.redis_pipe import RedisPipe
 from shared.timefmt import now_ms
 
 RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)

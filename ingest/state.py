@@ -7,9 +7,9 @@ import time
 from redis.asyncio import Redis
 
 from ingest.group_commit import GroupCommitter
-from ingest.redis_pipe import RedisPipe
 from shared import hotstore
 from shared.metrics import Counter, Histogram
+from shared.redis_pipe import RedisPipe
 from shared.settings import Settings
 from shared.tokens import WorkerClaim, verify_worker_token
 

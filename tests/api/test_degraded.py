@@ -96,10 +96,15 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
     assert (await api_without_postgres.get("/health")).status_code == 200
 
 
-async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(settings, redis):
+@pytest.mark.parametrize("cluster_client", [False, True], ids=["pipe", "pooled"])
+async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(
+    cluster_client, settings, redis
+):
     worker = await register(redis, settings)
     state = ApiState()
     await state.start(settings)
+    if cluster_client:  # read through the pool, as on a cluster
+        state.pipe = None
     try:
         pool = state.redis.connection_pool
         held = [await pool.get_connection() for _ in range(pool.max_connections)]

@@ -1,9 +1,11 @@
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
 
 from api.live_state import NO_LIVE_FIELDS, read_live_fields, worker_view
 from shared import hotstore
+from shared.redis_pipe import RedisPipe
 from shared.settings import Settings
 from shared.timefmt import format_ms, to_ms
 from tests.conftest import register
@@ -101,7 +103,8 @@ def test_liveness_follows_the_merged_heartbeat():
     assert merged(durable(), fresh, now_ms=stale_at).liveness == "online"
 
 
-async def test_one_read_returns_each_workers_fields_in_order(redis, settings):
+@pytest.mark.parametrize("client", ["pipe", "redis-py"])
+async def test_one_read_returns_each_workers_fields_in_order(client, redis, settings):
     den, kubiya, bare = [await register(redis, settings) for _ in range(3)]
     await redis.hset(hotstore.worker_key(den.id, settings.shards), mapping={"hb": "5", "osc": "2"})
     await redis.hset(
@@ -110,7 +113,11 @@ async def test_one_read_returns_each_workers_fields_in_order(redis, settings):
     )
     missing = "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5"
 
-    replies = await read_live_fields(redis, settings.shards, [den.id, kubiya.id, bare.id, missing])
+    reader = RedisPipe(settings.redis_url, settings.redis_timeout) if client == "pipe" else redis
+    ids = [den.id, kubiya.id, bare.id, missing]
+    replies = [list(r) for r in await read_live_fields(reader, settings.shards, ids)]
+    if isinstance(reader, RedisPipe):
+        reader.close()
 
     assert replies == [
         live(hb="5", osc="2"), live(hb="6", ks="busy", km='{"a":1}'), list(NO_LIVE_FIELDS),

@@ -13,6 +13,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from api import admin
 from api.app import create_app
+from shared.redis_pipe import RedisPipe
 from tests.conftest import asgi_client
 
 
@@ -36,6 +37,13 @@ async def counted_api(settings, monkeypatch):
         return await real_send(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", send_packed_command)
+    real_pipe_send = RedisPipe._send
+
+    def pipe_send(self, conn, packed, commands=0):
+        round_trips.append(packed)
+        return real_pipe_send(self, conn, packed, commands)
+
+    monkeypatch.setattr(RedisPipe, "_send", pipe_send)
     async for client in asgi_client(create_app(settings)):
         yield client, statements, round_trips
 

@@ -1,11 +1,12 @@
-"""One Redis connection for the hot path: each command is written the moment it is ready and
-each reply is handed to its caller straight from the socket's data callback, in order.
+"""One Redis connection for the hot paths: each write goes out the moment it is ready and its
+replies are handed to the caller straight from the socket's data callback, in order.
 
 redis-py's asyncio client reads through a StreamReader with a pooled connection and a timeout
 scope around every call; for ingest's one script call per batch that cost more CPU than the
 batch itself (measured with `python -m bench ingest`: ~15% more beats/s without it). Redis
 answers commands of one connection in order, so a queue of futures is all the matching needed.
-Used on a single Redis; a cluster keeps redis-py, which routes each call to its slot's node.
+Ingest's beats and the API's page reads use it on a single Redis; on a cluster they keep
+redis-py, which routes each command to its slot's node.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ingest.resp import command
+from shared.resp import command
+
+
+class _Call:
+    """A write waiting for its reply, or (`expected` > 0) for the list of its commands' replies."""
+
+    __slots__ = ("expected", "future", "replies", "timer")
+
+    def __init__(self, future: asyncio.Future[Any], timer: asyncio.TimerHandle, expected: int):
+        self.future, self.timer, self.expected = future, timer, expected
+        self.replies: list[Any] = []
 
 
 class _Replies(asyncio.Protocol):
@@ -30,7 +41,7 @@ class _Replies(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiting: deque[tuple[asyncio.Future[Any], asyncio.TimerHandle]] = deque()
+        self.waiting: deque[_Call] = deque()
         self.closed: Exception | None = None
         # Error replies become exception objects (NoScriptError, OutOfMemoryError, ...) that are
         # returned in the reply's place, nested ones included, as redis-py's parser does.
@@ -43,10 +54,16 @@ class _Replies(asyncio.Protocol):
         self._reader.feed(data)
         try:
             while (reply := self._reader.gets()) is not False:
-                future, timer = self.waiting.popleft()
-                timer.cancel()
-                if not future.done():
-                    future.set_result(reply)
+                call = self.waiting[0]
+                if call.expected:
+                    call.replies.append(reply)
+                    if len(call.replies) < call.expected:
+                        continue
+                    reply = call.replies
+                self.waiting.popleft()
+                call.timer.cancel()
+                if not call.future.done():
+                    call.future.set_result(reply)
         except (InvalidResponse, IndexError) as exc:  # garbage, or a reply nobody asked for
             self.fail(RedisConnectionError(f"Redis protocol error: {exc}"))
 
@@ -58,10 +75,10 @@ class _Replies(asyncio.Protocol):
         if self.closed is None:
             self.closed = error
         while self.waiting:
-            future, timer = self.waiting.popleft()
-            timer.cancel()
-            if not future.done():
-                future.set_exception(error)
+            call = self.waiting.popleft()
+            call.timer.cancel()
+            if not call.future.done():
+                call.future.set_exception(error)
         if close and self.transport is not None:
             self.transport.close()
 
@@ -88,11 +105,19 @@ class RedisPipe:
             conn = await self._connected()
         return await self._send(conn, packed)
 
-    def _send(self, conn: _Replies, packed: bytes) -> asyncio.Future[Any]:
+    async def call_many(self, packed: bytes, commands: int) -> list[Any]:
+        """The replies to `commands` RESP-packed commands written together, in one round trip."""
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            conn = await self._connected()
+        replies: list[Any] = await self._send(conn, packed, commands)
+        return replies
+
+    def _send(self, conn: _Replies, packed: bytes, commands: int = 0) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         timer = loop.call_later(self._timeout, self._expire, conn, future)
-        conn.waiting.append((future, timer))
+        conn.waiting.append(_Call(future, timer, commands))
         assert conn.transport is not None
         conn.transport.write(packed)
         return future

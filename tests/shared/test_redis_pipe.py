@@ -18,10 +18,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ingest.app import create_app
-from ingest.redis_pipe import RedisPipe
-from ingest.resp import command
 from shared.embedded import EmbeddedRedis
 from shared.redis_conn import REDIS_DOWN
+from shared.redis_pipe import RedisPipe
+from shared.resp import command
 from tests.conftest import asgi_client, register
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -37,6 +37,19 @@ async def pipe(redis_url: str) -> AsyncIterator[RedisPipe]:
 async def test_concurrent_calls_each_get_their_own_reply(pipe):
     replies = await asyncio.gather(*(pipe.call(command("ECHO", f"n{i}")) for i in range(500)))
     assert replies == [f"n{i}".encode() for i in range(500)]
+
+
+async def test_commands_written_together_get_their_replies_together(pipe):
+    await pipe.call(command("SET", "text", "not a number"))
+    many = command("ECHO", "a") + command("INCR", "text") + command("ECHO", "b")
+    together, alone, one = await asyncio.gather(
+        pipe.call_many(many, 3),
+        pipe.call(command("ECHO", "c")),
+        pipe.call_many(command("ECHO", "a"), 1),
+    )
+    assert together[0] == b"a" and together[2] == b"b"
+    assert isinstance(together[1], ResponseError)
+    assert (alone, one) == (b"c", [b"a"])
 
 
 async def test_an_error_reply_is_returned_in_place_not_raised(pipe):
