@@ -21,6 +21,12 @@ T = TypeVar("T")
 
 # Seconds to wait for a new Postgres connection before answering 503.
 CONNECT_TIMEOUT = 5.0
+# A kept connection that Postgres closed: asyncpg detaches it from the pool or reports it gone.
+LOST_CONNECTION = (
+    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InternalClientError,
+)
 # Postgres connections the read routes keep; the pool has a few more for management.
 READ_CONNECTIONS = 10
 POSTGRES_CONNECTIONS = READ_CONNECTIONS + 4
@@ -97,14 +103,28 @@ class ApiState:
     async def read(self, fetch: Callable[..., Awaitable[T]], *args: Any) -> T:
         """One read statement on a kept connection (raises POSTGRES_DOWN)."""
         async with self._postgres_slots:
-            conn = self._kept.pop() if self._kept else await self.pool.acquire()
+            if self._kept:
+                conn = self._kept.pop()
+                try:
+                    return await self._keep(conn, await fetch(conn, *args))
+                except LOST_CONNECTION:
+                    # Postgres ended it (a restart, an idle timeout) since the last read, so the
+                    # pool's idle ones are suspect too: repeat the read on a new connection.
+                    await self.pool.release(conn)
+                    await self.pool.expire_connections()
+                except BaseException:
+                    await self.pool.release(conn)  # the pool resets it, or closes it if broken
+                    raise
+            conn = await self.pool.acquire()
             try:
-                result = await fetch(conn, *args)
+                return await self._keep(conn, await fetch(conn, *args))
             except BaseException:
-                await self.pool.release(conn)  # the pool resets it, or closes it if broken
+                await self.pool.release(conn)
                 raise
-            self._kept.append(conn)
-            return result
+
+    async def _keep(self, conn: asyncpg.Connection, result: T) -> T:
+        self._kept.append(conn)
+        return result
 
     async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
