@@ -19,10 +19,12 @@ from flusher.claims import run_scripts
 from shared import hotstore
 from shared.redis_conn import LuaScript
 from shared.settings import Settings
+from shared.timefmt import now_ms
 
 log = logging.getLogger("hb.flusher.reconcile")
 
 SYNC = LuaScript(hotstore.SYNC_REGISTRY)
+RETURN_LEGACY = LuaScript(hotstore.RETURN_LEGACY_CLAIMS)
 
 _LIVE_WORKERS = """
 SELECT id, org_id, token_version,
@@ -42,6 +44,7 @@ class Reconciled:
     deleted_workers: int
     api_keys: int
     removed_api_keys: int
+    legacy_claims_returned: int = 0
 
 
 async def _sync_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
@@ -89,6 +92,15 @@ async def _sync_api_keys(redis: Redis, pool: asyncpg.Pool) -> tuple[int, int]:
     return len(active), len(gone)
 
 
+async def _return_legacy_claims(redis: Redis, shards: int) -> int:
+    now = str(now_ms())
+    calls = [
+        ([hotstore.dirty_key(s), hotstore.legacy_inflight_key(s)], [now])
+        for s in hotstore.all_shards(shards)
+    ]
+    return sum(int(n) for n in await run_scripts(redis, RETURN_LEGACY, calls))
+
+
 async def reconcile_registry(
     redis: Redis, pool: asyncpg.Pool, settings: Settings, batch: int = 10_000
 ) -> Reconciled:
@@ -97,8 +109,9 @@ async def reconcile_registry(
     workers = await _sync_workers(redis, pool, settings.shards, batch)
     deleted = await _remove_deleted_workers(redis, pool, settings.shards, batch)
     keys, removed = await _sync_api_keys(redis, pool)
+    legacy = await _return_legacy_claims(redis, settings.shards)
     await redis.execute_command("SET", hotstore.REGISTRY_SYNCED, "1")
-    result = Reconciled(workers, deleted, keys, removed)
+    result = Reconciled(workers, deleted, keys, removed, legacy)
     log.info("registry reconciled from Postgres: %s", result)
     return result
 

@@ -65,6 +65,11 @@ def claims_key(shard: int) -> str:
     return f"{shard_tag(shard)}:claims"
 
 
+def legacy_inflight_key(shard: int) -> str:
+    """Where flushers before the claims hash kept their claims: a sorted set of worker ids."""
+    return f"{shard_tag(shard)}:inflight"
+
+
 def inflight_workers(claim_names: Iterable[bytes | str]) -> int:
     """How many workers the named claims hold."""
     names = (n.decode() if isinstance(n, bytes) else n for n in claim_names)
@@ -205,6 +210,16 @@ for id in string.gmatch(ids, '%S+') do
   redis.call('ZADD', KEYS[1], 'NX', ARGV[2], id)
 end
 return redis.call('HDEL', KEYS[2], ARGV[1])
+"""
+
+# KEYS: dirty set, the shard's legacy in-flight sorted set. ARGV: now ms.
+# Upgrading: hands back to dirty what flushers of the previous layout claimed and never acked,
+# so nothing is stranded there; a worker whose claim was acked after all is written once more.
+RETURN_LEGACY_CLAIMS = """
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'NX', ARGV[1], id) end
+redis.call('DEL', KEYS[2])
+return #ids
 """
 
 # KEYS: worker hashes of one shard. ARGV: per worker its org, token version, and the heartbeat and

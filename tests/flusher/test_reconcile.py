@@ -1,3 +1,4 @@
+from flusher.drain import drain_all
 from flusher.reconcile import reconcile_registry, registry_lost
 from flusher.worker import flush_dirty, startup
 from shared import hotstore, typeid
@@ -115,3 +116,23 @@ async def test_reconcile_never_lowers_a_token_version_nor_revives_a_deletion(red
     assert not await redis.exists(hotstore.worker_key(deleted.id, settings.shards))
     assert await hotstore.api_key_org(redis, stale_key) is None
     assert (result.workers, result.deleted_workers, result.removed_api_keys) == (1, 1, 1)
+
+
+async def test_claims_left_by_a_flusher_of_the_previous_layout_go_back_to_dirty(
+    ingest, redis, pool, settings
+):
+    worker = await add_worker(pool, redis, settings)
+    sent = now_ms() - HOUR
+    await den_beat(ingest, worker, sent)
+    # What an older flusher did on claim: the id moves from dirty to an in-flight sorted set.
+    shard = hotstore.shard_of(worker.id, settings.shards)
+    legacy = hotstore.legacy_inflight_key(shard)
+    await redis.zpopmin(hotstore.dirty_key(shard))
+    await redis.zadd(legacy, {worker.id: now_ms() + 60_000})
+
+    result = await reconcile_registry(redis, pool, settings)
+
+    assert result.legacy_claims_returned == 1
+    assert not await redis.exists(legacy)
+    assert await drain_all(redis, pool, settings) == 1
+    assert (await persisted(pool, worker.id))["last_heartbeat_at"] == sent
