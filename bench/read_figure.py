@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ import asyncpg
 import httpx
 
 from bench import load, report
+from bench.cpu import cpu_seconds
 from bench.fleet import beat_fleet, insert_fleet_rows, new_fleet, register_fleet
 from bench.servers import (
     TOKEN_KEYS,
@@ -27,7 +27,6 @@ from shared.settings import Settings
 from shared.timefmt import now_ms
 
 TARGET_P99_MS = 10.0
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _levels(text: str) -> list[int]:
@@ -132,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
         cpu: dict[int, list[float]] = {c: [] for c in args.connections}
         for _ in range(args.runs):  # levels alternate, so all of them see the same noise
             for connections in args.connections:
-                before = _cpu_seconds(pid)
+                before = cpu_seconds(pid)
                 result = load.run_wrk(
                     server.base_url, script, args.seconds, connections,
                     min(args.threads, connections),
                 )  # fmt: skip
-                after = _cpu_seconds(pid)
+                after = cpu_seconds(pid)
                 if before is not None and after is not None:
                     pages = max(result.requests_per_s * args.seconds, 1)
                     cpu[connections].append(1000 * (after - before) / pages)
@@ -177,16 +176,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.NOISE_NOTE)
     return 0
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far; None without Linux's /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def _seed(settings: Settings, fleet: object) -> str:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,16 @@ def workdir() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def embedded_redis(directory: Path) -> Iterator[str]:
+    with embedded_redis_server(directory) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def embedded_redis_server(directory: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(directory / "redis")
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
 
@@ -72,6 +79,13 @@ def embedded_redis(directory: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def embedded_postgres(directory: Path) -> Iterator[str]:
     """A migrated `heartbeat` database on a fresh embedded server; yields its URL."""
+    with embedded_postgres_server(directory) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def embedded_postgres_server(directory: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A fresh embedded server and the URL of its migrated `heartbeat` database."""
     server = EmbeddedPostgres(directory / "postgres")
     server.start()
     try:
@@ -81,21 +95,43 @@ def embedded_postgres(directory: Path) -> Iterator[str]:
             await migrate(url)
             return url
 
-        yield asyncio.run(prepare())
+        yield server, asyncio.run(prepare())
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class StorePids:
+    """The embedded servers' processes (Postgres': its postmaster, parent of every backend)."""
+
+    redis: int
+    postgres: int
 
 
 @contextlib.contextmanager
 def embedded_stores(directory: Path, **overrides: Any) -> Iterator[Settings]:
     """Embedded Redis and a migrated Postgres under `directory`; the settings that reach them."""
-    with embedded_redis(directory) as redis_url, embedded_postgres(directory) as database_url:
-        yield Settings(
-            redis_url=redis_url,
+    with embedded_store_processes(directory, **overrides) as (settings, _):
+        yield settings
+
+
+@contextlib.contextmanager
+def embedded_store_processes(
+    directory: Path, **overrides: Any
+) -> Iterator[tuple[Settings, StorePids]]:
+    """As `embedded_stores`, with the servers' process ids, for figures that count CPU time."""
+    with (
+        embedded_redis_server(directory) as redis,
+        embedded_postgres_server(directory) as (postgres, database_url),
+    ):
+        assert redis.proc is not None and postgres.proc is not None
+        settings = Settings(
+            redis_url=redis.url,
             database_url=database_url,
             token_keys=parse_token_keys(TOKEN_KEYS),
             **overrides,
         )
+        yield settings, StorePids(redis=redis.proc.pid, postgres=postgres.proc.pid)
 
 
 def server_env(redis_url: str, database_url: str = "", **extra: str) -> dict[str, str]:
