@@ -100,7 +100,7 @@ def verdict(levels: Sequence[Level], target_ms: float = TARGET_P99_MS) -> str:
 
 def run(args: argparse.Namespace) -> int:
     load.wrk_binary()
-    budget = 240 + len(args.connections) * args.runs * (args.seconds + 5) + args.warmup
+    budget = 240 + 2 * len(args.connections) * args.runs * (args.seconds + 5) + 2 * args.warmup
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
         settings = stack.enter_context(embedded_stores(directory))
@@ -121,26 +121,37 @@ def run(args: argparse.Namespace) -> int:
         page = httpx.get(server.base_url + path, headers=headers, timeout=10)
         page.raise_for_status()
         returned = len(page.json()["workers"])
+        page_file = directory / "page.json"
+        page_file.write_bytes(page.content)
+        reference = stack.enter_context(
+            uvicorn(
+                "bench.reference_app:app",
+                server_env(settings.redis_url, HB_BENCH_PAGE_FILE=str(page_file)),
+            )
+        )
         script = directory / "read.lua"
         script.write_text(load.get_script(path, headers))
         assert server.proc is not None
         pid = server.proc.pid
-        load.run_wrk(server.base_url, script, args.warmup, max(args.connections), args.threads)
+        for warm in (server, reference):
+            load.run_wrk(warm.base_url, script, args.warmup, max(args.connections), args.threads)
 
         runs: dict[int, list[load.LoadResult]] = {c: [] for c in args.connections}
+        references: dict[int, list[load.LoadResult]] = {c: [] for c in args.connections}
         cpu: dict[int, list[float]] = {c: [] for c in args.connections}
-        for _ in range(args.runs):  # levels alternate, so all of them see the same noise
+        for _ in range(args.runs):  # levels and apps alternate, so all see the same noise
             for connections in args.connections:
+                threads = min(args.threads, connections)
                 before = cpu_seconds(pid)
-                result = load.run_wrk(
-                    server.base_url, script, args.seconds, connections,
-                    min(args.threads, connections),
-                )  # fmt: skip
+                result = load.run_wrk(server.base_url, script, args.seconds, connections, threads)
                 after = cpu_seconds(pid)
                 if before is not None and after is not None:
                     pages = max(result.requests_per_s * args.seconds, 1)
                     cpu[connections].append(1000 * (after - before) / pages)
                 runs[connections].append(result)
+                references[connections].append(
+                    load.run_wrk(reference.base_url, script, args.seconds, connections, threads)
+                )
         degraded = "X-Heartbeat-Data" in httpx.get(server.base_url + path, headers=headers).headers
 
     levels = [Level(c, runs[c], cpu[c]) for c in args.connections]
@@ -149,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         f"median of {args.runs} x {args.seconds} s per level",
         [
             "connections", "requests/s", "p50 ms", "p99 ms", "API CPU ms/page", "non-2xx",
+            "reference requests/s", "reference p99 ms", "ratio",
         ],
         [
             [
@@ -158,10 +170,20 @@ def run(args: argparse.Namespace) -> int:
                 level.median("p99_ms"),
                 report.median(level.cpu_ms_per_page) if level.cpu_ms_per_page else "-",
                 level.failures,
+                report.median([run.requests_per_s for run in references[level.connections]]),
+                report.median([run.p99_ms for run in references[level.connections]]),
+                report.median([
+                    run.requests_per_s / ref.requests_per_s
+                    for run, ref in zip(level.runs, references[level.connections], strict=True)
+                ]),
             ]
             for level in levels
         ],
     )  # fmt: skip
+    print(
+        "reference: bare Starlette answering the same page from memory, same uvicorn settings, "
+        "run right after each run of the API; ratio: the API's requests/s to it, run by run."
+    )
     print("each run, in order (requests/s, p99 ms):")
     for level in levels:
         each = "; ".join(f"{run.requests_per_s:,.0f}, {run.p99_ms:.1f}" for run in level.runs)
