@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from shared.keepalive import keepalive_options
 from shared.settings import Settings
 
 
@@ -63,6 +64,8 @@ def connect_redis(settings: Settings, max_connections: int = 64, blocking: bool 
         "retry_on_error": [RedisConnectionError],
         "health_check_interval": 0,
     }
+    if not settings.redis_url.startswith("unix:"):
+        common.update(socket_keepalive=True, socket_keepalive_options=keepalive_options())
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **common)
     if blocking:

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.keepalive import enable_keepalive
 from shared.resp import command
 
 
@@ -143,12 +144,13 @@ class RedisPipe:
             if "path" in options:
                 _, conn = await loop.create_unix_connection(_Replies, options["path"])
             else:
-                _, conn = await loop.create_connection(
+                transport, conn = await loop.create_connection(
                     _Replies,
                     options.get("host", "localhost"),
                     options.get("port", 6379),
                     ssl=_tls_context(options),
                 )
+                enable_keepalive(transport.get_extra_info("socket"))
         try:
             await self._handshake(conn)
         except BaseException:

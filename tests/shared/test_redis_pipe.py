@@ -4,6 +4,7 @@ connection can fail ends in an exception the routes answer with 503, then a fres
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ingest.app import create_app
 from shared.embedded import EmbeddedRedis
-from shared.redis_conn import REDIS_DOWN
+from shared.keepalive import IDLE_SECONDS
+from shared.redis_conn import REDIS_DOWN, connect_redis
 from shared.redis_pipe import RedisPipe
 from shared.resp import command
 from tests.conftest import asgi_client, register
@@ -214,3 +216,33 @@ async def test_beats_still_land_after_redis_forgets_its_scripts(redis, settings)
         await redis.script_flush()
         r = await beat()
         assert r.status_code == 200, r.text
+
+
+def _probes_when_idle(sock: socket.socket) -> bool:
+    """SO_KEEPALIVE on, first probe after IDLE_SECONDS of silence (where Linux tells)."""
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE):
+        return False
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == IDLE_SECONDS
+    return True
+
+
+async def test_idle_connections_are_probed_so_a_silently_dropped_one_is_replaced(
+    redis_url: str, settings
+):
+    if redis_url.startswith("unix:"):
+        pytest.skip("keepalive is a TCP matter")
+    pipe = RedisPipe(redis_url, timeout=5)
+    assert await pipe.call(command("PING")) == b"PONG"
+    assert pipe._conn is not None and pipe._conn.transport is not None
+    assert _probes_when_idle(pipe._conn.transport.get_extra_info("socket"))
+    pipe.close()
+
+    pool = connect_redis(settings).connection_pool  # the flusher's, the API's, the cluster's
+    connection = pool.connection_class(**pool.connection_kwargs)
+    await connection.connect()
+    try:
+        assert connection._writer is not None
+        assert _probes_when_idle(connection._writer.transport.get_extra_info("socket"))
+    finally:
+        await connection.disconnect()
