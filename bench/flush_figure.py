@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bench import report
 from bench.cpu import cpu_seconds, tree_cpu_seconds
 from bench.fleet import Fleet, beat_fleet, insert_fleet_rows, new_fleet, register_fleet
-from bench.servers import TOKEN_KEYS, StorePids, embedded_store_processes, time_limit, workdir
+from bench.servers import TOKEN_KEYS, StorePids, embedded_stores, time_limit, workdir
 from flusher.claims import Claim, LiveColumns
 from shared.redis_conn import connect_redis
 from shared.settings import Settings
@@ -34,9 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with time_limit(900), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        settings, pids = stack.enter_context(
-            embedded_store_processes(directory, flush_chunk=args.chunk)
-        )
+        settings, pids = stack.enter_context(embedded_stores(directory, flush_chunk=args.chunk))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         register_fleet(settings.redis_url, fleet, settings.shards)
         results = asyncio.run(_drains(settings, pids, fleet, args.runs))

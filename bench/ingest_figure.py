@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     budget = 120 + 2 * (args.runs * args.seconds + args.warmup + 5)
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        redis_url = stack.enter_context(embedded_redis(directory))
+        redis_url = stack.enter_context(embedded_redis(directory)).url
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         register_fleet(redis_url, fleet, args.shards)
         script = directory / "beats.lua"

@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with time_limit(300), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        redis_url = stack.enter_context(embedded_redis(directory))
+        redis_url = stack.enter_context(embedded_redis(directory)).url
         client = Redis.from_url(redis_url)
         stack.callback(client.close)
         before = _used_memory(client)

@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with time_limit(900), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        settings = stack.enter_context(embedded_stores(directory))
+        settings, _ = stack.enter_context(embedded_stores(directory))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         register_fleet(settings.redis_url, fleet, settings.shards)
         beats, statements, rows, tup_updated = asyncio.run(

@@ -61,13 +61,7 @@ def workdir() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def embedded_redis(directory: Path) -> Iterator[str]:
-    with embedded_redis_server(directory) as server:
-        yield server.url
-
-
-@contextlib.contextmanager
-def embedded_redis_server(directory: Path) -> Iterator[EmbeddedRedis]:
+def embedded_redis(directory: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(directory / "redis")
     server.start()
     try:
@@ -77,14 +71,7 @@ def embedded_redis_server(directory: Path) -> Iterator[EmbeddedRedis]:
 
 
 @contextlib.contextmanager
-def embedded_postgres(directory: Path) -> Iterator[str]:
-    """A migrated `heartbeat` database on a fresh embedded server; yields its URL."""
-    with embedded_postgres_server(directory) as (_, url):
-        yield url
-
-
-@contextlib.contextmanager
-def embedded_postgres_server(directory: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+def embedded_postgres(directory: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
     """A fresh embedded server and the URL of its migrated `heartbeat` database."""
     server = EmbeddedPostgres(directory / "postgres")
     server.start()
@@ -109,20 +96,12 @@ class StorePids:
 
 
 @contextlib.contextmanager
-def embedded_stores(directory: Path, **overrides: Any) -> Iterator[Settings]:
-    """Embedded Redis and a migrated Postgres under `directory`; the settings that reach them."""
-    with embedded_store_processes(directory, **overrides) as (settings, _):
-        yield settings
-
-
-@contextlib.contextmanager
-def embedded_store_processes(
-    directory: Path, **overrides: Any
-) -> Iterator[tuple[Settings, StorePids]]:
-    """As `embedded_stores`, with the servers' process ids, for figures that count CPU time."""
+def embedded_stores(directory: Path, **overrides: Any) -> Iterator[tuple[Settings, StorePids]]:
+    """Embedded Redis and a migrated Postgres under `directory`: the settings that reach them,
+    and the servers' process ids for figures that count CPU time."""
     with (
-        embedded_redis_server(directory) as redis,
-        embedded_postgres_server(directory) as (postgres, database_url),
+        embedded_redis(directory) as redis,
+        embedded_postgres(directory) as (postgres, database_url),
     ):
         assert redis.proc is not None and postgres.proc is not None
         settings = Settings(
