@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     budget = 240 + 2 * len(args.connections) * args.runs * (args.seconds + 5) + 2 * args.warmup
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        settings = stack.enter_context(embedded_stores(directory))
+        settings, _ = stack.enter_context(embedded_stores(directory))
         fleet = new_fleet(args.workers, TOKEN_KEYS)
         api_key = asyncio.run(_seed(settings, fleet))
         register_fleet(settings.redis_url, fleet, settings.shards)
@@ -133,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
         script.write_text(load.get_script(path, headers))
         assert server.proc is not None
         pid = server.proc.pid
+        most = max(args.connections)
         for warm in (server, reference):
-            load.run_wrk(warm.base_url, script, args.warmup, max(args.connections), args.threads)
+            load.run_wrk(warm.base_url, script, args.warmup, most, min(args.threads, most))
 
         runs: dict[int, list[load.LoadResult]] = {c: [] for c in args.connections}
         references: dict[int, list[load.LoadResult]] = {c: [] for c in args.connections}
