@@ -106,7 +106,7 @@ class ApiState:
             if self._kept:
                 conn = self._kept.pop()
                 try:
-                    return await self._keep(conn, await fetch(conn, *args))
+                    result = await fetch(conn, *args)
                 except LOST_CONNECTION:
                     # Postgres ended it (a restart, an idle timeout) since the last read, so the
                     # pool's idle ones are suspect too: repeat the read on a new connection.
@@ -115,16 +115,17 @@ class ApiState:
                 except BaseException:
                     await self.pool.release(conn)  # the pool resets it, or closes it if broken
                     raise
+                else:
+                    self._kept.append(conn)
+                    return result
             conn = await self.pool.acquire()
             try:
-                return await self._keep(conn, await fetch(conn, *args))
+                result = await fetch(conn, *args)
             except BaseException:
                 await self.pool.release(conn)
                 raise
-
-    async def _keep(self, conn: asyncpg.Connection, result: T) -> T:
-        self._kept.append(conn)
-        return result
+            self._kept.append(conn)
+            return result
 
     async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
