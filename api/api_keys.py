@@ -11,15 +11,14 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import admin, errors
-from api.auth import require_caller
+from api import error_responses, management
+from api.auth import Caller, require_caller
 from api.bodies import create_api_key_decoder
-from api.http import JSON, BodyError, decode_body
+from api.json_io import JSON, BodyError, decode_body
 from api.state import ApiState
-from api.worker_page import Caller
 from api.workers_manage import PENDING
-from shared import typeid
-from shared.timefmt import format_dt
+from shared.contract import typeid
+from shared.contract.times import format_dt
 
 SESSION_ONLY = "API keys are managed by a signed-in user: use a session token (Bearer)."
 KEY_COLUMNS = "id, name, created_by_user_id, created_at, revoked_at"
@@ -38,9 +37,9 @@ def api_key_json(row: asyncpg.Record) -> dict[str, Any]:
 async def _session_caller(request: Request, state: ApiState) -> Caller | Response:
     caller = await require_caller(request, state.pool)
     if caller is None:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
     if caller.user_id is None:
-        return errors.forbidden(SESSION_ONLY)
+        return error_responses.forbidden(SESSION_ONLY)
     return caller
 
 
@@ -53,7 +52,7 @@ async def create_api_key(request: Request) -> Response:
         body = await decode_body(request, create_api_key_decoder, state.settings.max_body_bytes)
     except BodyError as exc:
         return exc.response
-    new = await admin.add_api_key(
+    new = await management.create_api_key(
         state.pool, state.redis, caller.org_id, body.name.strip(), caller.user_id
     )
     row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", new.key_id)
@@ -80,11 +79,11 @@ async def revoke_api_key(request: Request) -> Response:
     state: ApiState = request.app.state.api
     key_id: str = request.path_params["id"]
     if not typeid.is_valid(key_id, typeid.API_KEY):
-        return errors.invalid_id(typeid.API_KEY)
+        return error_responses.invalid_id(typeid.API_KEY)
     caller = await _session_caller(request, state)
     if isinstance(caller, Response):
         return caller
-    synced = await admin.revoke_api_key(state.pool, state.redis, caller.org_id, key_id)
+    synced = await management.revoke_api_key(state.pool, state.redis, caller.org_id, key_id)
     if synced is None:
-        return errors.not_found("api_key_not_found", "API key not found.")
+        return error_responses.not_found("api_key_not_found", "API key not found.")
     return Response(status_code=204, headers=None if synced else PENDING)

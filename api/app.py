@@ -12,14 +12,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import api_keys, errors, flush_metrics, workers_manage, workers_read
-from api.openapi import api_document
+from api import api_keys, error_responses, metrics, workers_manage, workers_read
+from api.openapi_routes import api_document
 from api.state import ApiState
-from shared.http_errors import EXCEPTION_HANDLERS
 from shared.logs import RequestIdMiddleware
-from shared.openapi import openapi_endpoint
-from shared.redis_conn import REDIS_DOWN
+from shared.postgres.pool import POSTGRES_DOWN
+from shared.redis.connect import REDIS_DOWN
 from shared.settings import Settings, load_settings
+from shared.web.exception_handlers import EXCEPTION_HANDLERS
+from shared.web.openapi import openapi_endpoint
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.stop()
 
     async def postgres_down(request: Request, exc: Exception) -> Response:
-        return errors.postgres_unavailable(state.settings.retry_after)
+        return error_responses.postgres_unavailable(state.settings.retry_after)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         problems = []
         try:
             await state.pool.fetchval("SELECT 1")
-        except errors.POSTGRES_DOWN:
+        except POSTGRES_DOWN:
             problems.append("Postgres is unreachable.")
         try:
             await state.redis.ping()
@@ -73,11 +74,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),
         Route("/health", health),
         Route("/ready", ready),
-        Route("/metrics", flush_metrics.metrics_endpoint),
+        Route("/metrics", metrics.metrics_endpoint),
         Route("/openapi.json", openapi_endpoint(api_document)),
     ]
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
-    handlers.update(dict.fromkeys(errors.POSTGRES_DOWN, postgres_down))
+    handlers.update(dict.fromkeys(POSTGRES_DOWN, postgres_down))
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -1,12 +1,53 @@
-"""Who is calling: a session token (`Authorization: Bearer`) or an org API key (`x-api-key`)."""
+"""Who is calling: a session token (`Authorization: Bearer`) or an org API key (`x-api-key`).
+
+Both are random secrets stored as their SHA-256. The read routes resolve the caller inside their
+page statement (`CALLER` as a CTE), so a read costs one round trip; management routes call
+`require_caller`.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import asyncpg
 from starlette.requests import Request
 
-from api.worker_page import Caller, Credential, authenticate
-from shared.tokens import hash_secret
+from shared.contract.tokens import hash_secret
+
+CALLER = """
+WITH caller AS (
+    SELECT org_id, user_id FROM sessions
+     WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    UNION ALL
+    SELECT org_id, NULL FROM api_keys WHERE key_hash = $2 AND revoked_at IS NULL
+    LIMIT 1
+)"""
+
+
+class Credential(NamedTuple):
+    """Hashes of the presented secrets; at most one of them is set."""
+
+    session_hash: str | None
+    api_key_hash: str | None
+
+
+class Caller(NamedTuple):
+    org_id: str
+    user_id: str | None  # None for an API key
+
+
+async def authenticate(
+    conn: asyncpg.Connection | asyncpg.Pool, credential: Credential
+) -> Caller | None:
+    row = await conn.fetchrow(
+        f"{CALLER} SELECT org_id, user_id FROM caller",
+        credential.session_hash, credential.api_key_hash,
+    )  # fmt: skip
+    return None if row is None else Caller(row["org_id"], row["user_id"])
+
+
+def caller_of(row: asyncpg.Record) -> Caller:
+    return Caller(row["caller_org_id"], row["caller_user_id"])
 
 
 def credential_of(request: Request) -> Credential | None:

@@ -10,11 +10,14 @@ from typing import Any, TypeVar
 import asyncpg
 from redis.asyncio import Redis
 
-from api.live_state import LiveFields, read_live_fields
-from api.worker_page import Credential, Cursor, fetch_page, fetch_worker
-from shared.redis_conn import REDIS_DOWN, connect_redis
-from shared.redis_pipe import RedisPipe
+from api.auth import Credential
+from api.cursor import Cursor
+from api.worker_queries import fetch_page, fetch_worker
+from api.worker_view import LiveFields, read_live_fields
+from shared.redis.connect import REDIS_DOWN, connect_redis
+from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
+from shared.web.metrics import ServiceMetrics
 
 log = logging.getLogger("hb.api")
 T = TypeVar("T")
@@ -52,6 +55,7 @@ class ApiState:
     pipe: RedisPipe | None  # the page reads' connection, on a single Redis
 
     def __init__(self) -> None:
+        self.metrics = ServiceMetrics()
         self._redis_down = False
         # Under load every connection is busy (a read holds one until its task runs again), and
         # both pools let newcomers overtake their waiters: p99 of seconds at 64 connections.

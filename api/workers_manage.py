@@ -9,15 +9,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import admin, errors
+from api import error_responses, management
 from api.auth import require_caller
 from api.bodies import create_worker_decoder
-from api.http import JSON, BodyError, decode_body
-from api.live_state import NO_LIVE_FIELDS, worker_view
+from api.json_io import JSON, BodyError, decode_body
 from api.state import ApiState
-from api.worker_page import WORKER_COLUMNS
-from shared import typeid
-from shared.timefmt import now_ms
+from api.worker_queries import WORKER_COLUMNS
+from api.worker_view import NO_LIVE_FIELDS, worker_view
+from shared.contract import typeid
+from shared.contract.times import now_ms
 
 PENDING = {"X-Registry-Sync": "pending"}
 
@@ -26,12 +26,12 @@ async def create_worker(request: Request) -> Response:
     state: ApiState = request.app.state.api
     caller = await require_caller(request, state.pool)
     if caller is None:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
     try:
         body = await decode_body(request, create_worker_decoder, state.settings.max_body_bytes)
     except BodyError as exc:
         return exc.response
-    new = await admin.add_worker(
+    new = await management.create_worker(
         state.pool, state.redis, state.settings, caller.org_id, body.name.strip(), caller.user_id,
         description=body.description, destination=body.destination,
         image_version=body.imageVersion, workspace_path=body.workspacePath,
@@ -52,15 +52,15 @@ async def rotate_heartbeat_token(request: Request) -> Response:
     state: ApiState = request.app.state.api
     worker_id: str = request.path_params["id"]
     if not typeid.is_valid(worker_id, typeid.WORKER):
-        return errors.invalid_id(typeid.WORKER)
+        return error_responses.invalid_id(typeid.WORKER)
     caller = await require_caller(request, state.pool)
     if caller is None:
-        return errors.unauthorized()
-    rotated = await admin.rotate_worker_token(
+        return error_responses.unauthorized()
+    rotated = await management.rotate_worker_token(
         state.pool, state.redis, state.settings, caller.org_id, worker_id
     )
     if rotated is None:
-        return errors.worker_not_found()
+        return error_responses.worker_not_found()
     body = {
         "workerId": worker_id,
         "heartbeatToken": rotated.heartbeat_token,
@@ -73,13 +73,13 @@ async def delete_worker(request: Request) -> Response:
     state: ApiState = request.app.state.api
     worker_id: str = request.path_params["id"]
     if not typeid.is_valid(worker_id, typeid.WORKER):
-        return errors.invalid_id(typeid.WORKER)
+        return error_responses.invalid_id(typeid.WORKER)
     caller = await require_caller(request, state.pool)
     if caller is None:
-        return errors.unauthorized()
-    synced = await admin.delete_worker(
+        return error_responses.unauthorized()
+    synced = await management.delete_worker(
         state.pool, state.redis, state.settings, caller.org_id, worker_id
     )
     if synced is None:
-        return errors.worker_not_found()
+        return error_responses.worker_not_found()
     return Response(status_code=204, headers=None if synced else PENDING)

@@ -8,20 +8,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import errors
-from api.auth import credential_of
-from api.http import JSON
-from api.live_state import NO_LIVE_FIELDS, Instance, Worker, instance_view, worker_view
+from api import error_responses
+from api.auth import caller_of, credential_of
+from api.cursor import Cursor, MalformedCursor, decode_cursor, encode_cursor
+from api.json_io import JSON
 from api.state import ApiState
-from api.worker_page import (
-    Cursor,
-    MalformedCursor,
-    caller_of,
-    decode_cursor,
-    encode_cursor,
-)
-from shared import typeid
-from shared.timefmt import now_ms
+from api.worker_view import NO_LIVE_FIELDS, Instance, Worker, instance_view, worker_view
+from shared.contract import typeid
+from shared.contract.times import now_ms
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -45,7 +39,7 @@ async def list_workers(request: Request) -> Response:
     limit = DEFAULT_LIMIT
     if raw_limit is not None:
         if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            return errors.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
+            return error_responses.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
         limit = int(raw_limit)
     after: Cursor | None = None
     raw_cursor = request.query_params.get("cursor")
@@ -53,15 +47,17 @@ async def list_workers(request: Request) -> Response:
         try:
             after = decode_cursor(raw_cursor)
         except MalformedCursor:
-            return errors.invalid("Malformed cursor; pass back a nextCursor as is.", ["cursor"])
+            return error_responses.invalid(
+                "Malformed cursor; pass back a nextCursor as is.", ["cursor"]
+            )
     credential = credential_of(request)
     if credential is None:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
 
     # One more row than asked tells whether there is a next page.
     rows = await state.page_rows(credential, limit + 1, after)
     if not rows:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
     caller = caller_of(rows[0])
     rows = [row for row in rows if row["id"] is not None]
     next_cursor = None
@@ -86,17 +82,17 @@ async def get_worker(request: Request) -> Response:
     state: ApiState = request.app.state.api
     worker_id: str = request.path_params["id"]
     if not typeid.is_valid(worker_id, typeid.WORKER):
-        return errors.invalid_id(typeid.WORKER)
+        return error_responses.invalid_id(typeid.WORKER)
     credential = credential_of(request)
     if credential is None:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
 
     row = await state.worker_row(credential, worker_id)
     if row is None:
-        return errors.unauthorized()
+        return error_responses.unauthorized()
     # Another organization's worker is indistinguishable from a missing one.
     if row["id"] is None:
-        return errors.worker_not_found()
+        return error_responses.worker_not_found()
     live = await state.live_fields([worker_id])
     worker = worker_view(
         row, NO_LIVE_FIELDS if live is None else live[0], caller_of(row).user_id, now_ms(),

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import asyncpg
 from redis import Redis
 
-from shared import hotstore, typeid
+from shared.contract import keys, typeid
+from shared.contract.record import RECORD_HEARTBEATS, DenBeat, record_call
+from shared.contract.tokens import issue_worker_token
 from shared.settings import parse_token_keys
-from shared.tokens import issue_worker_token
 
 
 @dataclass(frozen=True)
@@ -20,33 +21,32 @@ class Fleet:
 
 
 def new_fleet(size: int, token_keys: str, org_id: str | None = None) -> Fleet:
-    keys = parse_token_keys(token_keys)
-    kid = next(iter(keys))
+    keyring = parse_token_keys(token_keys)
+    kid = next(iter(keyring))
     ids = [typeid.new_id(typeid.WORKER) for _ in range(size)]
-    tokens = [issue_worker_token(keys, kid, worker_id, 1) for worker_id in ids]
+    tokens = [issue_worker_token(keyring, kid, worker_id, 1) for worker_id in ids]
     return Fleet(org_id or typeid.new_id(typeid.ORG), ids, tokens)
 
 
 def register_fleet(redis_url: str, fleet: Fleet, shards: int) -> None:
-    """What `hotstore.register_worker` writes, pipelined: one round trip per 1,000 workers."""
+    """What `registry.register_worker` writes, pipelined: one round trip per 1,000 workers."""
     client = Redis.from_url(redis_url)
     try:
         for start in range(0, len(fleet.worker_ids), 1000):
             pipe = client.pipeline(transaction=False)
             for worker_id in fleet.worker_ids[start : start + 1000]:
                 pipe.hset(
-                    hotstore.worker_key(worker_id, shards),
-                    mapping={hotstore.F_ORG: fleet.org_id, hotstore.F_TOKEN_VERSION: "1"},
+                    keys.worker_key(worker_id, shards),
+                    mapping={keys.F_ORG: fleet.org_id, keys.F_TOKEN_VERSION: "1"},
                 )
             pipe.execute()
     finally:
         client.close()
 
 
-def den_beat_args(worker_id: str, heartbeat_ms: int) -> list[str]:
-    """RECORD_HEARTBEATS arguments of one active Den beat with one open session."""
-    hb = str(heartbeat_ms)
-    return [worker_id, "1", "", hb, hb, "1", "1", "", "d"]
+def den_beat(worker_id: str, heartbeat_ms: int) -> DenBeat:
+    """One active Den beat with one open session."""
+    return DenBeat(worker_id, 1, heartbeat_ms, heartbeat_ms, True, 1, None)
 
 
 def beat_fleet(
@@ -57,22 +57,17 @@ def beat_fleet(
     Returns the number of script calls made.
     """
     client = Redis.from_url(redis_url)
-    record = client.register_script(hotstore.RECORD_HEARTBEATS)
+    record = client.register_script(RECORD_HEARTBEATS.source)
     by_shard: dict[int, list[str]] = {}
     for worker_id in fleet.worker_ids:
-        by_shard.setdefault(hotstore.shard_of(worker_id, shards), []).append(worker_id)
+        by_shard.setdefault(keys.shard_of(worker_id, shards), []).append(worker_id)
     calls = 0
     try:
-        for shard, ids in by_shard.items():
+        for ids in by_shard.values():
             for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                keys: list[str] = []
-                for w in chunk:
-                    keys += (hotstore.worker_key(w, shards), hotstore.dirty_key(shard))
-                args: list[str | int] = [heartbeat_ms, persist_ms]
-                for worker_id in chunk:
-                    args += den_beat_args(worker_id, heartbeat_ms)
-                record(keys=keys, args=args)
+                beats = [den_beat(w, heartbeat_ms) for w in ids[start : start + 500]]
+                call_keys, args = record_call(beats, shards, heartbeat_ms, persist_ms)
+                record(keys=call_keys, args=args)
                 calls += 1
     finally:
         client.close()

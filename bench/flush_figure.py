@@ -14,10 +14,10 @@ from bench import report
 from bench.cpu import cpu_seconds, tree_cpu_seconds
 from bench.fleet import Fleet, beat_fleet, insert_fleet_rows, new_fleet, register_fleet
 from bench.servers import TOKEN_KEYS, StorePids, embedded_stores, time_limit, workdir
-from flusher.claims import Claim, LiveColumns
-from shared.redis_conn import connect_redis
+from shared.contract.claims import Claim, LiveColumns
+from shared.contract.times import from_ms, now_ms
+from shared.redis.connect import connect_redis
 from shared.settings import Settings
-from shared.timefmt import from_ms, now_ms
 
 HEADERS = [
     "run", "rows written", "workers/s", "Postgres alone, workers/s", "ratio",

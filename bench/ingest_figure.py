@@ -17,7 +17,7 @@ from bench.servers import (
     uvicorn,
     workdir,
 )
-from shared import hotstore
+from shared.contract import keys
 from shared.settings import Settings
 
 ROUTE = "/v1/workers/{id}/activity-heartbeat"
@@ -96,7 +96,7 @@ def _workers_with_a_beat(redis_url: str, worker_ids: list[str], shards: int) -> 
     try:
         pipe = client.pipeline(transaction=False)
         for worker_id in worker_ids:
-            pipe.hexists(hotstore.worker_key(worker_id, shards), hotstore.F_HEARTBEAT)
+            pipe.hexists(keys.worker_key(worker_id, shards), keys.F_HEARTBEAT)
         return sum(1 for present in pipe.execute() if present)
     finally:
         client.close()

@@ -18,9 +18,10 @@ from redis import Redis
 from bench import report
 from bench.fleet import Fleet, new_fleet, register_fleet
 from bench.servers import TOKEN_KEYS, embedded_redis, time_limit, workdir
-from shared import hotstore
+from shared.contract import keys
+from shared.contract.claims import CLAIM_DIRTY, ack_command, claim_call, parse_claim
+from shared.contract.times import format_ms, now_ms
 from shared.settings import Settings, parse_token_keys
-from shared.timefmt import format_ms, now_ms
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,17 +44,17 @@ def run(args: argparse.Namespace) -> int:
         )
         asyncio.run(_beat_every_worker(settings, fleet))
         beaten = _used_memory(client)
-        keys = [hotstore.worker_key(w, args.shards) for w in fleet.worker_ids]
-        dirty_usage = _memory_usage(client, keys)
+        worker_keys = [keys.worker_key(w, args.shards) for w in fleet.worker_ids]
+        dirty_usage = _memory_usage(client, worker_keys)
         _persist_all(client, args.shards)
         steady = _used_memory(client)
-        steady_usage = _memory_usage(client, keys)
-        den_keys, kubiya_keys = keys[0::2], keys[1::2]
-        encodings = {client.object("encoding", k) for k in keys[:100]}
+        steady_usage = _memory_usage(client, worker_keys)
+        den_keys, kubiya_keys = worker_keys[0::2], worker_keys[1::2]
+        encodings = {client.object("encoding", k) for k in worker_keys[:100]}
         fields = (client.hlen(den_keys[0]), client.hlen(kubiya_keys[0]))
 
     n = args.workers
-    half = {k: v for k, v in zip(keys, steady_usage, strict=True)}
+    half = {k: v for k, v in zip(worker_keys, steady_usage, strict=True)}
     rows = [
         ["MEMORY USAGE of a worker hash, mean of all", sum(steady_usage) / n],
         ["  of a Den worker", sum(half[k] for k in den_keys) / len(den_keys)],
@@ -87,13 +88,12 @@ def _memory_usage(client: Redis, keys: list[str]) -> list[int]:
 
 def _persist_all(client: Redis, shards: int) -> None:
     """What a flusher does to Redis once Postgres has the beats: claim, then ack."""
-    claim = client.register_script(hotstore.CLAIM_DIRTY)
+    claim = client.register_script(CLAIM_DIRTY.source)
     for shard in range(shards):
-        prefix = hotstore.worker_prefix(shard)
-        keys = [hotstore.dirty_key(shard), hotstore.claims_key(shard)]
-        reply = claim(keys=keys, args=[now_ms(), 60_000, 1_000_000, prefix])
-        if reply:  # acked by the claim's name
-            client.hdel(hotstore.claims_key(shard), reply[0])
+        call_keys, args = claim_call(shard, now_ms(), 60_000, 1_000_000)
+        claimed = parse_claim(shard, claim(keys=call_keys, args=args))
+        if len(claimed):
+            client.execute_command(*ack_command(claimed))
 
 
 async def _beat_every_worker(settings: Settings, fleet: Fleet) -> None:

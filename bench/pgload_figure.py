@@ -16,14 +16,13 @@ from typing import Any
 import asyncpg
 
 from bench import report
-from bench.fleet import Fleet, den_beat_args, insert_fleet_rows, new_fleet, register_fleet
+from bench.fleet import Fleet, den_beat, insert_fleet_rows, new_fleet, register_fleet
 from bench.servers import TOKEN_KEYS, embedded_stores, time_limit, workdir
-from shared import hotstore
-from shared.redis_conn import LuaScript, connect_redis
+from shared.contract import keys
+from shared.contract.record import RECORD_HEARTBEATS, record_call
+from shared.contract.times import now_ms
+from shared.redis.connect import connect_redis
 from shared.settings import Settings
-from shared.timefmt import now_ms
-
-RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -120,18 +119,11 @@ async def _record(redis: Any, settings: Settings, due: list[tuple[str, int]], no
     """Beats through the contract's script, one call per shard (as on a cluster)."""
     by_shard: dict[int, list[tuple[str, int]]] = {}
     for worker_id, at in due:
-        by_shard.setdefault(hotstore.shard_of(worker_id, settings.shards), []).append(
-            (worker_id, at)
-        )
+        by_shard.setdefault(keys.shard_of(worker_id, settings.shards), []).append((worker_id, at))
     persist_ms = int(settings.persist_interval * 1000)
-    for shard, items in by_shard.items():
-        keys: list[str] = []
-        for w, _ in items:
-            keys += (hotstore.worker_key(w, settings.shards), hotstore.dirty_key(shard))
-        args: list[str | int] = [now, persist_ms]
-        for worker_id, at in items:
-            args += den_beat_args(worker_id, at)
-        await RECORD(redis, keys, args)
+    for items in by_shard.values():
+        beats = [den_beat(worker_id, at) for worker_id, at in items]
+        await RECORD_HEARTBEATS(redis, *record_call(beats, settings.shards, now, persist_ms))
 
 
 async def _tup_updated(database_url: str) -> int:

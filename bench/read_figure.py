@@ -23,8 +23,8 @@ from bench.servers import (
     uvicorn,
     workdir,
 )
+from shared.contract.times import now_ms
 from shared.settings import Settings
-from shared.timefmt import now_ms
 
 TARGET_P99_MS = 10.0
 
@@ -202,10 +202,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings, fleet: object) -> str:
-    """Rows for the fleet and an org API key (through the API's own admin functions)."""
+    """Rows for the fleet and an org API key (through the API's own management functions)."""
     from redis.asyncio import Redis
 
-    from api.admin import create_api_key
+    from api.management import create_api_key
     from bench.fleet import Fleet
 
     assert isinstance(fleet, Fleet)
@@ -214,7 +214,7 @@ async def _seed(settings: Settings, fleet: object) -> str:
     redis = Redis.from_url(settings.redis_url)
     try:
         await insert_fleet_rows(pool, fleet, with_instances=True)
-        _, secret = await create_api_key(pool, redis, fleet.org_id, "bench")
+        _, secret, _ = await create_api_key(pool, redis, fleet.org_id, "bench")
         return secret
     finally:
         await redis.aclose()

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 from redis.asyncio import Redis
 
-from flusher.claims import Claim, LiveColumns, ack_claims, claim_shards, release_claims
+from flusher.claims import ack_claims, claim_shards, release_claims
 from flusher.persist import persist_rows
+from shared.contract.claims import Claim, LiveColumns
 from shared.settings import Settings
 
 # A round claims about this many chunks' worth of workers across all shards.

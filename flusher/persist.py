@@ -13,21 +13,12 @@ import logging
 
 import asyncpg
 
-from flusher.claims import DEN_WIDTH, KUBIYA_WIDTH, LiveColumns
 from flusher.pg_arrays import array_literal
-from shared.db import create_pool
+from shared.contract.claims import DEN_WIDTH, KUBIYA_WIDTH, LiveColumns
+from shared.postgres.pool import create_pool
 
 log = logging.getLogger("hb.flusher")
 
-# What "Postgres is unavailable" looks like; anything else is a bug and should surface.
-PG_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.OperatorInterventionError,  # e.g. the server is shutting down
-)
 
 _NEWER = "(w.last_heartbeat_at IS NULL OR b.hb >= w.last_heartbeat_at)"
 _KUBIYA = f"{_NEWER} AND b.ks IS NOT NULL"

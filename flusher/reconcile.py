@@ -9,22 +9,19 @@ API always writes Postgres first, then Redis.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 
 import asyncpg
 from redis.asyncio import Redis
 
-from flusher.claims import run_scripts
-from shared import hotstore
-from shared.redis_conn import LuaScript
+from shared.contract import keys, registry
+from shared.contract.claims import RETURN_LEGACY_CLAIMS, legacy_claims_call, parse_legacy_returned
+from shared.contract.registry import SYNC_REGISTRY, RegistryEntry, sync_calls
+from shared.contract.times import now_ms
+from shared.redis.lua import run_pipelined
 from shared.settings import Settings
-from shared.timefmt import now_ms
 
 log = logging.getLogger("hb.flusher.reconcile")
-
-SYNC = LuaScript(hotstore.SYNC_REGISTRY)
-RETURN_LEGACY = LuaScript(hotstore.RETURN_LEGACY_CLAIMS)
 
 _LIVE_WORKERS = """
 SELECT id, org_id, token_version,
@@ -50,14 +47,10 @@ class Reconciled:
 async def _sync_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
     count, after = 0, ""
     while rows := await pool.fetch(_LIVE_WORKERS, after, batch):
-        by_shard: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-        for r in rows:
-            keys, args = by_shard[hotstore.shard_of(r["id"], shards)]
-            keys.append(hotstore.worker_key(r["id"], shards))
-            hb, act = r["hb"], r["act"]
-            args += (r["org_id"], str(r["token_version"]), "" if hb is None else str(hb),
-                     "" if act is None else str(act))  # fmt: skip
-        await run_scripts(redis, SYNC, list(by_shard.values()))
+        entries = (
+            RegistryEntry(r["id"], r["org_id"], r["token_version"], r["hb"], r["act"]) for r in rows
+        )
+        await run_pipelined(redis, SYNC_REGISTRY, sync_calls(entries, shards))
         count += len(rows)
         after = rows[-1]["id"]
     return count
@@ -66,12 +59,7 @@ async def _sync_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: in
 async def _remove_deleted_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
     count, after = 0, ""
     while rows := await pool.fetch(_DELETED_WORKERS, after, batch):
-        pipe = redis.pipeline(transaction=False)
-        for r in rows:
-            shard = hotstore.shard_of(r["id"], shards)
-            pipe.delete(hotstore.worker_prefix(shard) + r["id"])
-            pipe.zrem(hotstore.dirty_key(shard), r["id"])
-        await pipe.execute()
+        await registry.unregister_workers(redis, shards, [r["id"] for r in rows])
         count += len(rows)
         after = rows[-1]["id"]
     return count
@@ -80,25 +68,23 @@ async def _remove_deleted_workers(redis: Redis, pool: asyncpg.Pool, shards: int,
 async def _sync_api_keys(redis: Redis, pool: asyncpg.Pool) -> tuple[int, int]:
     # Anything in Redis now that Postgres no longer lists as active afterwards was revoked or
     # deleted; keys created meanwhile aren't in `before`, so they can't be removed by mistake.
-    before = {k.decode() for k in await redis.execute_command("HKEYS", hotstore.API_KEYS)}
+    before = {k.decode() for k in await redis.execute_command("HKEYS", keys.API_KEYS)}
     active = {r["key_hash"]: r["org_id"] for r in await pool.fetch(_ACTIVE_KEYS)}
     if active:
         pairs = [item for pair in active.items() for item in pair]
-        await redis.execute_command("HSET", hotstore.API_KEYS, *pairs)
+        await redis.execute_command("HSET", keys.API_KEYS, *pairs)
     still_active = {r["key_hash"] for r in await pool.fetch(_ACTIVE_KEYS)}
     gone = (before | active.keys()) - still_active
     if gone:
-        await redis.execute_command("HDEL", hotstore.API_KEYS, *gone)
+        await redis.execute_command("HDEL", keys.API_KEYS, *gone)
     return len(active), len(gone)
 
 
 async def _return_legacy_claims(redis: Redis, shards: int) -> int:
-    now = str(now_ms())
-    calls = [
-        ([hotstore.dirty_key(s), hotstore.legacy_inflight_key(s)], [now])
-        for s in hotstore.all_shards(shards)
-    ]
-    return sum(int(n) for n in await run_scripts(redis, RETURN_LEGACY, calls))
+    now = now_ms()
+    calls = [legacy_claims_call(s, now) for s in range(shards)]
+    replies = await run_pipelined(redis, RETURN_LEGACY_CLAIMS, calls)
+    return sum(parse_legacy_returned(n) for n in replies)
 
 
 async def reconcile_registry(
@@ -110,12 +96,7 @@ async def reconcile_registry(
     deleted = await _remove_deleted_workers(redis, pool, settings.shards, batch)
     keys, removed = await _sync_api_keys(redis, pool)
     legacy = await _return_legacy_claims(redis, settings.shards)
-    await redis.execute_command("SET", hotstore.REGISTRY_SYNCED, "1")
+    await registry.mark_synced(redis)
     result = Reconciled(workers, deleted, keys, removed, legacy)
     log.info("registry reconciled from Postgres: %s", result)
     return result
-
-
-async def registry_lost(redis: Redis) -> bool:
-    """True when Redis has no mark of a reconcile: it lost its data, or never had a sync."""
-    return not await redis.execute_command("EXISTS", hotstore.REGISTRY_SYNCED)

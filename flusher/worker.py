@@ -14,15 +14,17 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 
 from flusher.drain import drain_all
-from flusher.persist import PG_DOWN, create_flusher_pool
-from flusher.reconcile import reconcile_registry, registry_lost
-from shared import hotstore
-from shared.redis_conn import REDIS_DOWN, connect_redis
+from flusher.persist import create_flusher_pool
+from flusher.reconcile import reconcile_registry
+from shared.contract import keys
+from shared.contract.registry import registry_lost
+from shared.postgres.pool import POSTGRES_DOWN
+from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
 
 log = logging.getLogger("hb.flusher")
 
-UNAVAILABLE = PG_DOWN + REDIS_DOWN
+UNAVAILABLE = POSTGRES_DOWN + REDIS_DOWN
 
 
 class Backoff:
@@ -76,7 +78,7 @@ async def flush_dirty(ctx: dict[str, Any]) -> int:
             await _reconcile(ctx)
         written = await drain_all(ctx["hot"], ctx["pool"], ctx["settings"])
         if written:
-            await ctx["hot"].incrby(hotstore.ROWS_PERSISTED, written)
+            await ctx["hot"].incrby(keys.ROWS_PERSISTED, written)
     except UNAVAILABLE as exc:
         delay = backoff.failed()
         log.warning("flush failed (%s: %s); dirty workers stay in Redis, retrying in %.0f s",

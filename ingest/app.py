@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,14 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ingest.asgi_io import send_response
 from ingest.den_route import DenHeartbeatRoute
 from ingest.kubiya_route import KubiyaHeartbeatRoute
-from ingest.openapi import ingest_document
+from ingest.openapi_routes import ingest_document
 from ingest.state import IngestState
-from shared import metrics
-from shared.http_errors import EXCEPTION_HANDLERS
-from shared.openapi import openapi_endpoint
-from shared.redis_conn import REDIS_DOWN, connect_redis
+from shared.contract.wire import encoder
+from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
-from shared.wire import encoder
+from shared.web.exception_handlers import EXCEPTION_HANDLERS
+from shared.web.metrics import CONTENT_TYPE
+from shared.web.openapi import openapi_endpoint
 
 log = logging.getLogger("hb.ingest")
 
@@ -77,9 +78,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = connect_redis(loaded)
         state.start(loaded, redis)
         app.state.ingest = state
+        publisher = asyncio.create_task(state.metrics.publish_forever())
         try:
             yield
         finally:
+            publisher.cancel()
             await state.committer.drain()
             if state.pipe is not None:
                 state.pipe.close()
@@ -100,9 +103,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
-        m = state.metrics
-        body = metrics.render([m.beats_accepted, m.beats_rejected, m.batch_size, m.redis_latency])
-        return Response(body, media_type=metrics.CONTENT_TYPE)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     den, kubiya = DenHeartbeatRoute(state), KubiyaHeartbeatRoute(state)
     routes = [

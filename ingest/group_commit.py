@@ -1,7 +1,9 @@
 """Group commit: beats that arrive in the same event-loop tick share one Redis round trip.
 
-Each request awaits its own future, resolved only after Redis acknowledged the script that
-carried its beat, so a 2xx always means the beat is in Redis.
+Each request awaits its own future, resolved only after Redis acknowledged the script call that
+carried its beat, so a 2xx always means the beat is in Redis. A batch is cut into calls of at
+most `max_per_call` beats (a burst must not become one script that blocks Redis for long); on a
+single Redis they still leave in one write.
 """
 
 from __future__ import annotations
@@ -9,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from prometheus_client import Histogram
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from shared import hotstore, resp
-from shared.metrics import Histogram
-from shared.redis_conn import LuaScript, refusal_or_self
-from shared.redis_pipe import RedisPipe
-from shared.timefmt import now_ms
-
-RECORD = LuaScript(hotstore.RECORD_HEARTBEATS)
+from shared.contract import keys
+from shared.contract.record import RECORD_HEARTBEATS, Beat, BeatResult, parse_results, record_call
+from shared.contract.times import now_ms
+from shared.redis import resp
+from shared.redis.connect import refusal_or_self
+from shared.redis.lua import run_pipelined
+from shared.redis.pipe import RedisPipe
 
 
 class _Metrics(Protocol):
@@ -29,37 +33,32 @@ class _Metrics(Protocol):
     redis_latency: Histogram
 
 
-class Beat(NamedTuple):
-    shard: int
-    key: str  # the worker's hash
-    args: list[str]  # this beat's RECORD_HEARTBEATS arguments
-
-
-class BeatResult(NamedTuple):
-    """The script's answer for one beat, as Redis sent it (ASCII digits; b"" = none)."""
-
-    code: int
-    heartbeat_ms: bytes
-    active_ms: bytes
-    active_recently: bytes
-    open_sessions: bytes
-
-
 # Writes under way at once. Beats arriving meanwhile gather into the next batch: under load,
 # fewer and fuller script calls for at most one more round trip of latency.
 MAX_IN_FLIGHT = 2
+
+Pending = tuple[Beat, "asyncio.Future[BeatResult]"]
 
 
 class GroupCommitter:
     """Writes through `pipe` on a single Redis, through redis-py's cluster pipeline otherwise."""
 
     def __init__(
-        self, redis: Redis, pipe: RedisPipe | None, persist_interval: float, metrics: _Metrics
+        self,
+        redis: Redis,
+        pipe: RedisPipe | None,
+        *,
+        shards: int,
+        persist_interval: float,
+        max_per_call: int,
+        metrics: _Metrics,
     ) -> None:
         self._redis = redis
         self._pipe = pipe
-        self._persist_ms = str(int(persist_interval * 1000))
-        self._pending: list[tuple[Beat, asyncio.Future[BeatResult]]] = []
+        self._shards = shards
+        self._persist_ms = int(persist_interval * 1000)
+        self._max_per_call = max_per_call
+        self._pending: list[Pending] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = metrics
@@ -90,18 +89,29 @@ class GroupCommitter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.sleep(0)
 
-    async def _write(self, batch: list[tuple[Beat, asyncio.Future[BeatResult]]]) -> None:
-        if self._pipe is None:  # a cluster: one call per shard, so each touches one slot
-            by_shard: dict[int, list[tuple[Beat, asyncio.Future[BeatResult]]]] = defaultdict(list)
+    def _calls(self, batch: list[Pending]) -> list[list[Pending]]:
+        """The batch cut into script calls: at most `max_per_call` beats each, and on a cluster
+        one shard per call, so each touches one slot."""
+        if self._pipe is None:
+            by_shard: dict[int, list[Pending]] = defaultdict(list)
             for item in batch:
-                by_shard[item[0].shard].append(item)
+                by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
             groups = list(by_shard.values())
-        else:  # one call for the whole batch
+        else:
             groups = [batch]
-        calls = [self._script_call(items) for items in groups]
+        cap = self._max_per_call
+        return [group[i : i + cap] for group in groups for i in range(0, len(group), cap)]
+
+    async def _write(self, batch: list[Pending]) -> None:
+        calls = self._calls(batch)
+        now = now_ms()
+        packed = [
+            record_call([beat for beat, _ in items], self._shards, now, self._persist_ms)
+            for items in calls
+        ]
         started = time.perf_counter()
         try:
-            replies = await self._run(calls)
+            replies = await self._run(packed)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -109,58 +119,34 @@ class GroupCommitter:
             return
         self._metrics.redis_latency.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(batch))
-        for items, reply in zip(groups, replies, strict=True):
+        for items, reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 reply = refusal_or_self(reply)
                 for _, future in items:
                     if not future.done():
                         future.set_exception(reply)
                 continue
-            for n, (_, future) in enumerate(items):
-                if future.done():  # the request was cancelled (client went away)
-                    continue
-                code, hb, act, iar, osc = reply[n * 5 : n * 5 + 5]  # type: ignore[index]
-                future.set_result(BeatResult(int(code), hb, act, iar, osc))
+            for (_, future), result in zip(items, parse_results(reply, len(items)), strict=True):
+                if not future.done():  # else the request was cancelled (client went away)
+                    future.set_result(result)
 
-    def _script_call(
-        self, items: list[tuple[Beat, asyncio.Future[BeatResult]]]
-    ) -> tuple[list[str], list[str]]:
-        keys: list[str] = []
-        args = [str(now_ms()), self._persist_ms]
-        for beat, _ in items:
-            keys += (beat.key, hotstore.dirty_key(beat.shard))
-            args += beat.args
-        return keys, args
-
-    async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
-        if self._pipe is None:
-            return await self._run_pipeline(calls)
-        [(keys, args)] = calls  # on a single Redis, one call carries the whole batch
-        reply = await self._call(self._pipe, resp.evalsha(RECORD.sha, keys, args))
-        if isinstance(reply, NoScriptError):  # Redis restarted or was flushed: load, then replay
-            await RECORD.load(self._redis)
-            reply = await self._call(self._pipe, resp.evalsha(RECORD.sha, keys, args))
-        return [reply]
-
-    @staticmethod
-    async def _call(pipe: RedisPipe, packed: bytes) -> object:
-        try:
-            return await pipe.call(packed)
-        except RedisConnectionError:  # dropped under way (Redis restarted?): once more, anew;
-            return await pipe.call(packed)  # the script is idempotent, so a replay is harmless
-
-    async def _run_pipeline(self, calls: list[tuple[list[str], list[str]]]) -> list[object]:
-        """On a cluster, redis-py routes each script call to the node of its shard."""
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in calls:
-            RECORD.queue(pipe, keys, args)
-        replies: list[object] = await pipe.execute(raise_on_error=False)
+    async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
+        if self._pipe is None:  # on a cluster, redis-py sends each call to its slot's node
+            return await run_pipelined(self._redis, RECORD_HEARTBEATS, calls, raise_errors=False)
+        replies = await self._call_many(self._pipe, calls)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:  # Redis restarted or was flushed: load once, replay only those calls
-            await RECORD.load(self._redis)
-            pipe = self._redis.pipeline(transaction=False)
-            for i in missing:
-                RECORD.queue(pipe, *calls[i])
-            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+        if missing:  # Redis restarted or was flushed: load, then replay only those calls
+            await RECORD_HEARTBEATS.load(self._redis)
+            again = await self._call_many(self._pipe, [calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return replies
+
+    @staticmethod
+    async def _call_many(pipe: RedisPipe, calls: Sequence[tuple[list[str], list[str]]]) -> Any:
+        sha = RECORD_HEARTBEATS.sha
+        packed = b"".join([resp.evalsha(sha, call_keys, args) for call_keys, args in calls])
+        try:
+            return await pipe.call_many(packed, len(calls))
+        except RedisConnectionError:  # dropped under way (Redis restarted?): once more, anew;
+            return await pipe.call_many(packed, len(calls))  # the script is idempotent

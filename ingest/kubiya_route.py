@@ -7,21 +7,21 @@ import re
 import msgspec
 from starlette.types import Receive, Scope, Send
 
-from ingest import errors
+from ingest import error_bodies
 from ingest.asgi_io import BodyTooLarge, bearer, is_json, read_body, send_response
-from ingest.group_commit import Beat
 from ingest.state import IngestState
-from shared import hotstore, typeid
-from shared.redis_conn import REDIS_DOWN
-from shared.timefmt import now_ms
-from shared.tokens import API_KEY_PREFIX, hash_secret
-from shared.wire import (
+from shared.contract import typeid
+from shared.contract.record import KubiyaBeat
+from shared.contract.times import now_ms
+from shared.contract.tokens import API_KEY_PREFIX, hash_secret
+from shared.contract.wire import (
     KubiyaHeartbeat,
     encoder,
     error_location,
     is_missing_field,
     kubiya_decoder,
 )
+from shared.redis.connect import REDIS_DOWN
 
 CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
@@ -55,10 +55,11 @@ class KubiyaHeartbeatRoute:
         try:
             body = await read_body(receive, state.settings.max_body_bytes)
         except BodyTooLarge:
-            return await send_response(send, 413, errors.KUBIYA_TOO_LARGE)
+            return await send_response(send, 413, error_bodies.KUBIYA_TOO_LARGE)
         if not is_json(scope):
-            invalid = errors.kubiya_invalid(["body"], "Content-Type must be application/json.",
-                                            "model_attributes_type")  # fmt: skip
+            invalid = error_bodies.kubiya_invalid(
+                ["body"], "Content-Type must be application/json.", "model_attributes_type"
+            )
             return await send_response(send, 422, invalid)
         try:
             beat = kubiya_decoder.decode(body)
@@ -69,60 +70,61 @@ class KubiyaHeartbeatRoute:
             else:
                 kind = "value_error"
             return await send_response(
-                send, 422, errors.kubiya_invalid(["body", *path], message, kind)
+                send, 422, error_bodies.kubiya_invalid(["body", *path], message, kind)
             )
         except (msgspec.DecodeError, RecursionError):
-            invalid = errors.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
+            invalid = error_bodies.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
             return await send_response(send, 422, invalid)
         metadata = encoder.encode(beat.worker_metadata)
         unstorable = unstorable_field(beat, metadata)
         if unstorable is not None:
-            invalid = errors.kubiya_invalid(["body", unstorable], UNSTORABLE, "value_error")
+            invalid = error_bodies.kubiya_invalid(["body", unstorable], UNSTORABLE, "value_error")
             return await send_response(send, 422, invalid)
 
         credential = bearer(scope)
-        version, org = "", ""
+        version: int | None = None
+        org: str | None = None
         if credential is None:
             state.metrics.rejected("unauthorized")
-            return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+            return await send_response(send, 401, error_bodies.KUBIYA_UNAUTHORIZED, CHALLENGE)
         if credential.startswith(API_KEY_PREFIX):
             try:
                 found = await state.api_key_org(hash_secret(credential))
             except REDIS_DOWN:
                 state.metrics.rejected("unavailable")
-                return await send_response(send, 503, errors.KUBIYA_UNAVAILABLE, state.retry_after)
+                return await send_response(
+                    send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after
+                )
             if found is None:
                 state.metrics.rejected("unauthorized")
-                return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+                return await send_response(send, 401, error_bodies.KUBIYA_UNAUTHORIZED, CHALLENGE)
             org = found
         else:
             claim = state.verify_token(credential)
             if claim is None or claim.worker_id != beat.worker_id:
                 state.metrics.rejected("unauthorized")
-                return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
-            version = str(claim.version)
+                return await send_response(send, 401, error_bodies.KUBIYA_UNAUTHORIZED, CHALLENGE)
+            version = claim.version
         if not typeid.is_valid(beat.worker_id, typeid.WORKER):
             state.metrics.rejected("not_found")
-            return await send_response(send, 404, errors.KUBIYA_NOT_FOUND)
+            return await send_response(send, 404, error_bodies.KUBIYA_NOT_FOUND)
 
-        shard = hotstore.shard_of(beat.worker_id, state.settings.shards)
-        args = [
-            beat.worker_id, version, org, str(now_ms()), "", "", "", "",
-            "k", beat.status, str(beat.tasks_processed), beat.current_task_id or "",
-            beat.environment_name, metadata.decode(),
-        ]  # fmt: skip
+        record = KubiyaBeat(
+            beat.worker_id, version, org, now_ms(), beat.status, beat.tasks_processed,
+            beat.current_task_id, beat.environment_name, metadata.decode(),
+        )  # fmt: skip
         try:
-            result = await state.committer.submit(
-                Beat(shard, hotstore.worker_prefix(shard) + beat.worker_id, args)
-            )
+            result = await state.committer.submit(record)
         except REDIS_DOWN:
             state.metrics.rejected("unavailable")
-            return await send_response(send, 503, errors.KUBIYA_UNAVAILABLE, state.retry_after)
+            return await send_response(
+                send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after
+            )
         if result.code == 404:
             state.metrics.rejected("not_found")
-            return await send_response(send, 404, errors.KUBIYA_NOT_FOUND)
+            return await send_response(send, 404, error_bodies.KUBIYA_NOT_FOUND)
         if result.code == 401:
             state.metrics.rejected("revoked")
-            return await send_response(send, 401, errors.KUBIYA_UNAUTHORIZED, CHALLENGE)
+            return await send_response(send, 401, error_bodies.KUBIYA_UNAUTHORIZED, CHALLENGE)
         state.metrics.accepted("kubiya")
         await send_response(send, 204)

@@ -4,36 +4,43 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import Histogram
 from redis.asyncio import Redis
 
 from ingest.group_commit import GroupCommitter
-from shared import hotstore
-from shared.metrics import Counter, Histogram
-from shared.redis_pipe import RedisPipe
+from shared.contract.registry import api_key_org
+from shared.contract.tokens import WorkerClaim, verify_worker_token
+from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
-from shared.tokens import WorkerClaim, verify_worker_token
+from shared.web.metrics import ServiceMetrics
 
 VERIFIED_TOKENS_KEPT = 200_000  # ~40 MB at most; a miss only costs one HMAC
 
 
-class IngestMetrics:
+class IngestMetrics(ServiceMetrics):
     def __init__(self) -> None:
-        self.beats_accepted = Counter("hb_beats_accepted_total", "Heartbeats stored in Redis.")
-        self.beats_rejected = Counter("hb_beats_rejected_total", "Heartbeats refused, by reason.")
+        super().__init__()
+        self._accepted = self.tallied_counter(
+            "hb_beats_accepted", "Heartbeats stored in Redis.", "contract"
+        )
+        self._rejected = self.tallied_counter(
+            "hb_beats_rejected", "Heartbeats refused, by reason.", "reason"
+        )
         self.batch_size = Histogram(
             "hb_group_commit_batch_size", "Beats per group-commit round trip.",
-            (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
         )  # fmt: skip
         self.redis_latency = Histogram(
             "hb_redis_write_seconds", "Duration of one group-commit round trip to Redis.",
-            (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
         )  # fmt: skip
 
     def accepted(self, contract: str) -> None:
-        self.beats_accepted.inc(contract=contract)
+        self._accepted[contract] += 1
 
     def rejected(self, reason: str) -> None:
-        self.beats_rejected.inc(reason=reason)
+        self._rejected[reason] += 1
 
 
 class IngestState:
@@ -56,7 +63,10 @@ class IngestState:
         self.pipe = None
         if not settings.redis_cluster:
             self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
-        self.committer = GroupCommitter(redis, self.pipe, settings.persist_interval, self.metrics)
+        self.committer = GroupCommitter(
+            redis, self.pipe, shards=settings.shards, persist_interval=settings.persist_interval,
+            max_per_call=settings.max_beats_per_call, metrics=self.metrics,
+        )  # fmt: skip
         self.retry_after = [(b"retry-after", str(settings.retry_after).encode())]
 
     def verify_token(self, token: str) -> WorkerClaim | None:
@@ -79,7 +89,7 @@ class IngestState:
         cached = self._api_keys.get(key_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
-        org = await hotstore.api_key_org(self.redis, key_hash)
+        org = await api_key_org(self.redis, key_hash)
         if org is None:
             self._api_keys.pop(key_hash, None)
             return None

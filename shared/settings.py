@@ -81,6 +81,7 @@ class Settings:
     persist_interval: float = 60.0
     flush_interval: float = 5.0
     flush_chunk: int = 5000
+    max_beats_per_call: int = 256
     flush_lease: float = 60.0
     reconcile_interval: float = 300.0
     apikey_cache_ttl: float = 10.0
@@ -98,7 +99,7 @@ _SECONDS = {
     "heartbeat_interval", "stale_after", "offline_after", "persist_interval", "flush_interval",
     "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout",
 }  # fmt: skip
-_INTS = {"shards", "flush_chunk", "max_body_bytes", "retry_after"}
+_INTS = {"shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "retry_after"}
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 # Liveness grace in heartbeat intervals when not set: a GC pause or a deploy must not flap a worker.
 STALE_AFTER_BEATS = 2.5

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -14,11 +13,12 @@ import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from shared import hotstore, typeid
-from shared.db import create_pool, ensure_database, migrate
-from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+from hb.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database
+from shared.contract import registry, typeid
+from shared.contract.tokens import issue_worker_token
+from shared.postgres.migrate import migrate
+from shared.postgres.pool import create_pool
 from shared.settings import Settings
-from shared.tokens import issue_worker_token
 
 TOKEN_KEYS = {"k1": b"test-signing-key-0123456789", "k0": b"older-signing-key-0123456789"}
 
@@ -114,7 +114,7 @@ async def register(
     worker = RegisteredWorker(
         settings, typeid.new_id(typeid.WORKER), org_id or typeid.new_id(typeid.ORG), version
     )
-    await hotstore.register_worker(redis, settings.shards, worker.id, worker.org_id, version)
+    await registry.register_worker(redis, settings.shards, worker.id, worker.org_id, version)
     return worker
 
 
@@ -135,8 +135,3 @@ async def ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
     async for client in asgi_client(create_app(settings)):
         yield client
-
-
-def seeds_dir() -> Path:
-    """The published contracts, beside the repository (used by schema tests when present)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "seeds"

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from api.app import create_app as create_api
 from flusher.drain import drain_all
 from flusher.reconcile import reconcile_registry
+from hb.embedded import EmbeddedRedis, redis_server_binary
 from ingest.app import create_app as create_ingest
-from shared.embedded import EmbeddedRedis, redis_server_binary
-from shared.redis_conn import connect_redis
+from shared.redis.connect import connect_redis
 from shared.settings import Settings
 from tests.api.conftest import make_tenant
 from tests.conftest import asgi_client, make_settings

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.cli import COMMANDS
+from hb.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUR_SERVICES = {"migrate", "ingest", "api", "flusher"}

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api import admin
+from api import management
 from api.app import create_app
 from shared.settings import Settings
 from tests.conftest import asgi_client, make_settings
@@ -44,11 +44,11 @@ class Tenant:
 
 
 async def make_tenant(pool: asyncpg.Pool, redis: Redis, name: str = "acme") -> Tenant:
-    org_id = await admin.create_organization(pool, name)
-    user_id = await admin.create_user(pool, f"{name}-owner@example.com", "Owner")
-    await admin.add_membership(pool, org_id, user_id, "owner")
-    session = await admin.create_session(pool, user_id, org_id)
-    key_id, key = await admin.create_api_key(pool, redis, org_id, "automation", user_id)
+    org_id = await management.create_organization(pool, name)
+    user_id = await management.create_user(pool, f"{name}-owner@example.com", "Owner")
+    await management.add_membership(pool, org_id, user_id, "owner")
+    session = await management.create_session(pool, user_id, org_id)
+    key_id, key, _ = await management.create_api_key(pool, redis, org_id, "automation", user_id)
     return Tenant(org_id, user_id, session, key, key_id)
 
 

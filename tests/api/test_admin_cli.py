@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from shared.cli import main
+from hb.cli import main
 from tests.conftest import TOKEN_KEYS
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from shared import hotstore
-from shared.tokens import hash_secret
+from shared.contract import registry
+from shared.contract.tokens import hash_secret
 
 
 async def test_a_created_key_is_shown_once_and_works(api, redis, tenant):
@@ -13,7 +13,7 @@ async def test_a_created_key_is_shown_once_and_works(api, redis, tenant):
     assert key["name"] == "ci" and key["createdByUserId"] == tenant.user_id
     assert key["revokedAt"] is None
     assert (await api.get("/v1/workers", headers={"x-api-key": secret})).status_code == 200
-    assert await hotstore.api_key_org(redis, hash_secret(secret)) == tenant.org_id
+    assert await registry.api_key_org(redis, hash_secret(secret)) == tenant.org_id
     listed = await api.get("/v1/api-keys", headers=tenant.as_user)
     assert secret not in listed.text
     assert {k["id"] for k in listed.json()["apiKeys"]} == {key["id"], tenant.api_key_id}
@@ -24,7 +24,7 @@ async def test_a_revoked_key_is_refused_and_leaves_the_registry(api, redis, tena
 
     assert r.status_code == 204
     assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 401
-    assert await hotstore.api_key_org(redis, hash_secret(tenant.api_key)) is None
+    assert await registry.api_key_org(redis, hash_secret(tenant.api_key)) is None
     listed = (await api.get("/v1/api-keys", headers=tenant.as_user)).json()["apiKeys"]
     assert listed[0]["revokedAt"] is not None
     again = await api.delete(f"/v1/api-keys/{tenant.api_key_id}", headers=tenant.as_user)

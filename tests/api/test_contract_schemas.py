@@ -1,10 +1,10 @@
-"""Every list and detail body validates against Den's published schemas (seeds 003 and 004)."""
+"""Every list and detail body validates against Den's published list and get-worker schemas."""
 
 from __future__ import annotations
 
 import pytest
 
-from api import admin
+from api import management
 from tests.api.contract import assert_valid
 
 
@@ -12,13 +12,15 @@ from tests.api.contract import assert_valid
 async def fleet(pool, redis, settings, tenant, ingest):
     """Workers in every state the bodies can describe: never beat, beating (Den and Kubiya),
     persisted only, with and without an instance, with nulls and with every optional field."""
-    bare, _ = await admin.create_worker(pool, redis, settings, tenant.org_id, "bare")
-    full, full_token = await admin.create_worker(
+    bare, _, _ = await management.create_worker(pool, redis, settings, tenant.org_id, "bare")
+    full, full_token, _ = await management.create_worker(
         pool, redis, settings, tenant.org_id, "full", tenant.user_id,
         description="GPU box", destination="cloud", image_version="1.2.3",
         workspace_path="/srv/ws", sandbox_backend="daytona",
     )  # fmt: skip
-    kubiya, kubiya_token = await admin.create_worker(pool, redis, settings, tenant.org_id, "k")
+    kubiya, kubiya_token, _ = await management.create_worker(
+        pool, redis, settings, tenant.org_id, "k"
+    )
     await pool.execute(
         "INSERT INTO worker_instances (id, worker_id, provider, region, url, status)"
         " VALUES ('ins_a', $1, 'render', NULL, 'https://w.example.com', 'live')",

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api import admin
+from api import management
 from api.app import create_app
 from api.state import ApiState
-from shared.hotstore import LIVE_FIELDS
+from shared.contract.keys import LIVE_FIELDS
 from tests.conftest import asgi_client, register
 
 
@@ -39,7 +39,7 @@ async def api_without_postgres(settings):
 async def test_redis_down_serves_durable_values_and_says_so(
     api_without_redis, pool, redis, settings, tenant
 ):
-    worker_id, _ = await admin.create_worker(pool, redis, settings, tenant.org_id, "w")
+    worker_id, _, _ = await management.create_worker(pool, redis, settings, tenant.org_id, "w")
     persisted = datetime(2025, 5, 5, 5, 5, 5, 5000, tzinfo=UTC)
     await pool.execute(
         "UPDATE workers SET last_heartbeat_at = $2, open_session_count = 3 WHERE id = $1",

@@ -7,9 +7,9 @@ import re
 import httpx
 from redis.asyncio import Redis
 
-from shared import hotstore, typeid
+from shared.contract import keys, typeid
+from shared.contract.times import now_ms
 from shared.settings import Settings
-from shared.timefmt import now_ms
 
 
 def gauge(body: str, name: str) -> float:
@@ -22,9 +22,9 @@ async def test_flush_lag_is_the_age_of_the_oldest_dirty_worker(
     api: httpx.AsyncClient, redis: Redis, settings: Settings
 ) -> None:
     old, new = typeid.new_id(typeid.WORKER), typeid.new_id(typeid.WORKER)
-    shard_old, shard_new = (hotstore.shard_of(w, settings.shards) for w in (old, new))
-    await redis.zadd(hotstore.dirty_key(shard_old), {old: now_ms() - 30_000})
-    await redis.zadd(hotstore.dirty_key(shard_new), {new: now_ms()})
+    shard_old, shard_new = (keys.shard_of(w, settings.shards) for w in (old, new))
+    await redis.zadd(keys.dirty_key(shard_old), {old: now_ms() - 30_000})
+    await redis.zadd(keys.dirty_key(shard_new), {new: now_ms()})
     response = await api.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -42,7 +42,7 @@ async def test_nothing_dirty_means_no_lag(api: httpx.AsyncClient) -> None:
 async def test_rows_persisted_by_all_flushers_are_counted(
     api: httpx.AsyncClient, redis: Redis
 ) -> None:
-    await redis.incrby(hotstore.ROWS_PERSISTED, 7)
+    await redis.incrby(keys.ROWS_PERSISTED, 7)
     body = (await api.get("/metrics")).text
     assert gauge(body, "hb_rows_persisted_total") == 7
 
@@ -54,7 +54,7 @@ async def test_workers_claimed_by_a_flusher_are_counted_until_acked(
 
     ids = [typeid.new_id(typeid.WORKER) for _ in range(5)]
     for worker_id in ids:
-        await redis.zadd(hotstore.dirty_key(hotstore.shard_of(worker_id, settings.shards)),
+        await redis.zadd(keys.dirty_key(keys.shard_of(worker_id, settings.shards)),
                          {worker_id: now_ms()})  # fmt: skip
     claims = await claim_shards(redis, range(settings.shards), 10, 60)
     body = (await api.get("/metrics")).text

@@ -3,11 +3,11 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from api.live_state import NO_LIVE_FIELDS, read_live_fields, worker_view
-from shared import hotstore
-from shared.redis_pipe import RedisPipe
+from api.worker_view import NO_LIVE_FIELDS, read_live_fields, worker_view
+from shared.contract import keys
+from shared.contract.times import format_ms, to_ms
+from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
-from shared.timefmt import format_ms, to_ms
 from tests.conftest import register
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -34,7 +34,7 @@ def durable(**overrides):
 def live(**fields):
     """LIVE_FIELDS as Redis returns them, from field name to text."""
     return [
-        None if fields.get(name) is None else fields[name].encode() for name in hotstore.LIVE_FIELDS
+        None if fields.get(name) is None else fields[name].encode() for name in keys.LIVE_FIELDS
     ]
 
 
@@ -106,9 +106,9 @@ def test_liveness_follows_the_merged_heartbeat():
 @pytest.mark.parametrize("client", ["pipe", "redis-py"])
 async def test_one_read_returns_each_workers_fields_in_order(client, redis, settings):
     den, kubiya, bare = [await register(redis, settings) for _ in range(3)]
-    await redis.hset(hotstore.worker_key(den.id, settings.shards), mapping={"hb": "5", "osc": "2"})
+    await redis.hset(keys.worker_key(den.id, settings.shards), mapping={"hb": "5", "osc": "2"})
     await redis.hset(
-        hotstore.worker_key(kubiya.id, settings.shards),
+        keys.worker_key(kubiya.id, settings.shards),
         mapping={"hb": "6", "ks": "busy", "km": '{"a":1}'},
     )
     missing = "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5"

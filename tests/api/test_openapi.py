@@ -11,10 +11,10 @@ import schemathesis
 from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
-from api import admin
+from api import management
 from api.app import create_app
-from api.openapi import api_document
-from shared import typeid
+from api.openapi_routes import api_document
+from shared.contract import typeid
 from shared.settings import Settings
 from tests.api.conftest import Tenant
 from tests.openapi_support import assert_conforms, assert_operation_covers_seed, fuzz
@@ -83,7 +83,7 @@ def test_fuzzed_requests_get_no_5xx_and_conforming_responses(
 
 @pytest.fixture
 async def known_worker(pool: asyncpg.Pool, redis: Redis, settings: Settings, tenant: Tenant) -> str:
-    worker_id, _ = await admin.create_worker(
+    worker_id, _, _ = await management.create_worker(
         pool, redis, settings, tenant.org_id, "known", tenant.user_id
     )
     return worker_id

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
-from api import admin
+from api import management
 from api.app import create_app
-from shared.redis_pipe import RedisPipe
+from shared.redis.pipe import RedisPipe
 from tests.conftest import asgi_client
 
 
@@ -53,7 +53,9 @@ async def test_a_page_costs_one_postgres_statement_and_one_redis_round_trip(
 ):
     api, statements, round_trips = counted_api
     for n in range(30):
-        worker_id, _ = await admin.create_worker(pool, redis, settings, tenant.org_id, f"w{n}")
+        worker_id, _, _ = await management.create_worker(
+            pool, redis, settings, tenant.org_id, f"w{n}"
+        )
         await pool.execute(
             "INSERT INTO worker_instances (id, worker_id, provider, status)"
             " VALUES ($1, $2, 'p', 'up')",
@@ -86,7 +88,7 @@ async def test_a_detail_read_costs_one_statement_and_one_round_trip(
     counted_api, pool, redis, settings, tenant
 ):
     api, statements, round_trips = counted_api
-    worker_id, _ = await admin.create_worker(pool, redis, settings, tenant.org_id, "w")
+    worker_id, _, _ = await management.create_worker(pool, redis, settings, tenant.org_id, "w")
     await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_user)
     statements.clear()
     round_trips.clear()
@@ -98,7 +100,7 @@ async def test_a_detail_read_costs_one_statement_and_one_round_trip(
 
 
 async def test_page_statements_are_planned_once_per_connection(pool, redis, settings, tenant):
-    await admin.create_worker(pool, redis, settings, tenant.org_id, "w")
+    await management.create_worker(pool, redis, settings, tenant.org_id, "w")
     app = create_app(settings)
     async for api in asgi_client(app):
         for _ in range(10):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import hotstore
-from shared.tokens import verify_worker_token
+from shared.contract import keys
+from shared.contract.tokens import verify_worker_token
 
 
 async def create(api, headers, **body):
@@ -89,8 +89,8 @@ async def test_rotating_the_token_refuses_the_old_one(api, ingest, redis, settin
     new = r.json()["heartbeatToken"]
     assert (await beat(ingest, worker_id, old)).status_code == 401
     assert (await beat(ingest, worker_id, new)).status_code == 200
-    key = hotstore.worker_key(worker_id, settings.shards)
-    assert await redis.hget(key, hotstore.F_TOKEN_VERSION) == b"2"
+    key = keys.worker_key(worker_id, settings.shards)
+    assert await redis.hget(key, keys.F_TOKEN_VERSION) == b"2"
 
 
 async def test_deleting_a_worker_hides_it_and_ingest_answers_404(api, ingest, tenant):

@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api import admin
-from shared.timefmt import format_dt
-from shared.tokens import hash_secret
+from api import management
+from shared.contract.times import format_dt
+from shared.contract.tokens import hash_secret
 
 
 async def add_worker(pool, redis, settings, tenant, name, **fields):
-    worker_id, token = await admin.create_worker(
+    worker_id, token, _ = await management.create_worker(
         pool, redis, settings, tenant.org_id, name, tenant.user_id, **fields
     )
     return worker_id, token
@@ -98,8 +98,8 @@ async def test_malformed_cursor_is_invalid_request(api, tenant, cursor):
 
 
 async def test_requests_without_valid_credentials_are_unauthorized(api, pool, tenant):
-    expired = await admin.create_session(pool, tenant.user_id, tenant.org_id, timedelta(0))
-    revoked = await admin.create_session(pool, tenant.user_id, tenant.org_id)
+    expired = await management.create_session(pool, tenant.user_id, tenant.org_id, timedelta(0))
+    revoked = await management.create_session(pool, tenant.user_id, tenant.org_id)
     await pool.execute(
         "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1", hash_secret(revoked)
     )
@@ -136,7 +136,7 @@ async def test_a_caller_sees_only_its_own_organizations_workers(
 
 async def test_unknown_and_deleted_workers_are_not_found(api, pool, redis, settings, tenant):
     worker_id, _ = await add_worker(pool, redis, settings, tenant, "gone")
-    await admin.delete_worker(pool, redis, settings, tenant.org_id, worker_id)
+    await management.delete_worker(pool, redis, settings, tenant.org_id, worker_id)
 
     assert (await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_user)).status_code == 404
     unknown = "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5"
@@ -159,9 +159,9 @@ async def test_is_mine_only_for_the_session_user_who_created_the_worker(
     api, pool, redis, settings, tenant
 ):
     worker_id, _ = await add_worker(pool, redis, settings, tenant, "w")
-    colleague = await admin.create_user(pool, "colleague@example.com")
-    await admin.add_membership(pool, tenant.org_id, colleague)
-    colleague_session = await admin.create_session(pool, colleague, tenant.org_id)
+    colleague = await management.create_user(pool, "colleague@example.com")
+    await management.add_membership(pool, tenant.org_id, colleague)
+    colleague_session = await management.create_session(pool, colleague, tenant.org_id)
 
     async def is_mine(headers):
         r = await api.get(f"/v1/workers/{worker_id}", headers=headers)

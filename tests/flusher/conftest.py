@@ -7,8 +7,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from shared.contract.times import format_ms, to_ms
 from shared.settings import Settings
-from shared.timefmt import format_ms, to_ms
 from tests.conftest import RegisteredWorker, make_settings, register
 
 

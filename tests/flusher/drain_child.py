@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from flusher.drain import drain_all
-from shared.db import create_pool
-from shared.redis_conn import connect_redis
+from shared.postgres.pool import create_pool
+from shared.redis.connect import connect_redis
 from tests.conftest import make_settings
 
 LEASE = 0.5  # seconds; short, so the test's next flusher finds the lease expired soon

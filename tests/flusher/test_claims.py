@@ -1,6 +1,6 @@
 from flusher.claims import ack_claims, claim_shards, release_claims
-from shared import hotstore
-from shared.timefmt import now_ms
+from shared.contract import keys
+from shared.contract.times import now_ms
 from tests.conftest import register
 from tests.flusher.conftest import add_worker, den_beat, kubiya_beat
 
@@ -10,8 +10,8 @@ async def beaten_workers_of_one_shard(ingest, redis, settings, count: int) -> tu
     shard, workers = None, []
     while len(workers) < count:
         worker = await register(redis, settings)
-        if shard in (None, hotstore.shard_of(worker.id, settings.shards)):
-            shard = hotstore.shard_of(worker.id, settings.shards)
+        if shard in (None, keys.shard_of(worker.id, settings.shards)):
+            shard = keys.shard_of(worker.id, settings.shards)
             await den_beat(ingest, worker, now_ms(), isActiveRecently=True)
             workers.append(worker)
     assert shard is not None
@@ -19,12 +19,12 @@ async def beaten_workers_of_one_shard(ingest, redis, settings, count: int) -> tu
 
 
 async def in_flight(redis, shard: int) -> set[str]:
-    claims = await redis.hvals(hotstore.claims_key(shard))
+    claims = await redis.hvals(keys.claims_key(shard))
     return {worker_id for ids in claims for worker_id in ids.decode().split()}
 
 
 async def dirty(redis, shard: int) -> set[str]:
-    return {m.decode() for m in await redis.zrange(hotstore.dirty_key(shard), 0, -1)}
+    return {m.decode() for m in await redis.zrange(keys.dirty_key(shard), 0, -1)}
 
 
 async def test_claims_of_one_shard_in_the_same_millisecond_are_acked_separately(

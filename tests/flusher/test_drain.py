@@ -2,13 +2,14 @@ import asyncio
 import json
 import random
 
-from flusher.claims import LiveColumns, ack_claims, claim_dirty
+from flusher.claims import ack_claims, claim_dirty
 from flusher.drain import drain_all, drain_shard
 from flusher.persist import persist_batch
-from shared import hotstore
-from shared.db import create_pool
-from shared.redis_conn import connect_redis
-from shared.timefmt import from_ms, now_ms
+from shared.contract import keys, registry
+from shared.contract.claims import LiveColumns
+from shared.contract.times import from_ms, now_ms
+from shared.postgres.pool import create_pool
+from shared.redis.connect import connect_redis
 from tests.conftest import make_settings
 from tests.flusher.conftest import add_worker, den_beat, kubiya_beat, persisted
 
@@ -18,8 +19,8 @@ HOUR = 3_600_000
 async def dirty_and_inflight(redis, settings) -> int:
     total = 0
     for shard in range(settings.shards):
-        total += await redis.zcard(hotstore.dirty_key(shard))
-        total += hotstore.inflight_workers(await redis.hkeys(hotstore.claims_key(shard)))
+        total += await redis.zcard(keys.dirty_key(shard))
+        total += keys.inflight_workers(await redis.hkeys(keys.claims_key(shard)))
     return total
 
 
@@ -111,8 +112,8 @@ async def test_deleted_workers_are_skipped(ingest, redis, pool, settings):
     deleted_in_postgres = await add_worker(pool, redis, settings)
     for worker in (gone_from_redis, deleted_in_postgres):
         await den_beat(ingest, worker, now_ms())
-    await hotstore.unregister_worker(redis, settings.shards, gone_from_redis.id)
-    await redis.zadd(hotstore.dirty_key(hotstore.shard_of(gone_from_redis.id, settings.shards)),
+    await registry.unregister_worker(redis, settings.shards, gone_from_redis.id)
+    await redis.zadd(keys.dirty_key(keys.shard_of(gone_from_redis.id, settings.shards)),
                      {gone_from_redis.id: 1})  # fmt: skip
     await pool.execute("UPDATE workers SET deleted_at = now() WHERE id = $1",
                        deleted_in_postgres.id)  # fmt: skip
@@ -122,7 +123,7 @@ async def test_deleted_workers_are_skipped(ingest, redis, pool, settings):
     for worker in (gone_from_redis, deleted_in_postgres):
         assert (await persisted(pool, worker.id))["last_heartbeat_at"] is None
     # Acking a deleted worker must not bring its hash back.
-    assert not await redis.exists(hotstore.worker_key(gone_from_redis.id, settings.shards))
+    assert not await redis.exists(keys.worker_key(gone_from_redis.id, settings.shards))
     assert await dirty_and_inflight(redis, settings) == 0
 
 
@@ -130,8 +131,8 @@ async def test_drain_shard_persists_only_its_shard(ingest, redis, pool, settings
     workers = [await add_worker(pool, redis, settings) for _ in range(12)]
     for worker in workers:
         await den_beat(ingest, worker, now_ms())
-    shard = hotstore.shard_of(workers[0].id, settings.shards)
-    mine = [w for w in workers if hotstore.shard_of(w.id, settings.shards) == shard]
+    shard = keys.shard_of(workers[0].id, settings.shards)
+    mine = [w for w in workers if keys.shard_of(w.id, settings.shards) == shard]
 
     assert await drain_shard(redis, pool, settings, shard) == len(mine)
     for worker in workers:
@@ -254,7 +255,7 @@ async def test_a_row_postgres_refuses_is_skipped_without_stalling_the_others(
     for worker in [*good, bad]:
         await den_beat(ingest, worker, base)
     # Written past ingest's own checks, as a damaged or foreign writer might leave it.
-    await redis.hset(hotstore.worker_key(bad.id, settings.shards), mapping={"ks": "x\x00y"})
+    await redis.hset(keys.worker_key(bad.id, settings.shards), mapping={"ks": "x\x00y"})
 
     assert await drain_all(redis, pool, settings) == len(good)
 
@@ -329,8 +330,8 @@ async def test_a_damaged_number_or_non_utf8_text_skips_only_its_worker(
     await den_beat(ingest, comma, now_ms())
     await kubiya_beat(ingest, not_utf8, status="busy")
     # Written past ingest's checks: "1,2" must not become two values and shift the other rows.
-    await redis.hset(hotstore.worker_key(comma.id, settings.shards), mapping={"osc": "1,2"})
-    await redis.hset(hotstore.worker_key(not_utf8.id, settings.shards), mapping={"kc": b"\xff"})
+    await redis.hset(keys.worker_key(comma.id, settings.shards), mapping={"osc": "1,2"})
+    await redis.hset(keys.worker_key(not_utf8.id, settings.shards), mapping={"kc": b"\xff"})
 
     assert await drain_all(redis, pool, settings) == len(good)
 

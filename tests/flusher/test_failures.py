@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from flusher.drain import drain_all
-from flusher.persist import PG_DOWN
 from flusher.worker import Backoff, flush_dirty, startup
-from shared import hotstore
-from shared.db import migrate
-from shared.embedded import EmbeddedPostgres
-from shared.timefmt import now_ms
+from hb.embedded import EmbeddedPostgres
+from shared.contract import keys
+from shared.contract.times import now_ms
+from shared.postgres.migrate import migrate
+from shared.postgres.pool import POSTGRES_DOWN
 from tests.conftest import make_settings
 from tests.flusher.conftest import add_worker, den_beat, persisted
 from tests.flusher.test_drain import HOUR, dirty_and_inflight
@@ -33,7 +33,7 @@ async def eventually(condition, what: str, within: float = 20.0) -> None:
 async def inflight(redis, settings) -> int:
     return sum(
         [
-            hotstore.inflight_workers(await redis.hkeys(hotstore.claims_key(s)))
+            keys.inflight_workers(await redis.hkeys(keys.claims_key(s)))
             for s in range(settings.shards)
         ]
     )
@@ -106,7 +106,7 @@ async def test_postgres_stopped_and_restarted_mid_run_loses_nothing(
         async def stop_postgres(claims) -> None:
             await asyncio.to_thread(own_postgres.stop)
 
-        with pytest.raises(PG_DOWN):
+        with pytest.raises(POSTGRES_DOWN):
             await drain_all(redis, pool, flusher_settings, after_claim=stop_postgres)
         # The claimed workers went straight back to dirty.
         assert await inflight(redis, settings) == 0

@@ -1,7 +1,7 @@
-from flusher.claims import LiveColumns
 from flusher.persist import PERSIST_SQL, create_flusher_pool
 from flusher.pg_arrays import array_literal
-from shared import typeid
+from shared.contract import typeid
+from shared.contract.claims import LiveColumns
 
 
 async def test_the_flusher_pool_writes_a_chunk_by_probing_the_primary_key_per_row(

@@ -1,9 +1,10 @@
 from flusher.drain import drain_all
-from flusher.reconcile import reconcile_registry, registry_lost
+from flusher.reconcile import reconcile_registry
 from flusher.worker import flush_dirty, startup
-from shared import hotstore, typeid
-from shared.timefmt import now_ms
-from shared.tokens import hash_secret, issue_worker_token, new_api_key
+from shared.contract import keys, registry, typeid
+from shared.contract.registry import registry_lost
+from shared.contract.times import now_ms
+from shared.contract.tokens import hash_secret, issue_worker_token, new_api_key
 from tests.flusher.conftest import add_worker, den_beat, persisted
 
 HOUR = 3_600_000
@@ -53,7 +54,7 @@ async def test_flushed_redis_is_repaired_from_postgres_and_ingest_accepts_beats_
     await startup(ctx)
     try:
         assert await flush_dirty(ctx) == 1
-        assert int(await redis.get(hotstore.ROWS_PERSISTED)) == 1  # counted for /metrics
+        assert int(await redis.get(keys.ROWS_PERSISTED)) == 1  # counted for /metrics
 
         await redis.flushall()
         assert await den_status(ingest, worker) == 404
@@ -89,10 +90,10 @@ async def test_reconcile_restores_the_persisted_heartbeat_into_a_lost_hash(
         await ctx["pool"].close()
         await ctx["hot"].aclose()
 
-    fields = await redis.hgetall(hotstore.worker_key(worker.id, settings.shards))
-    assert fields[hotstore.F_HEARTBEAT.encode()] == str(sent).encode()
-    assert fields[hotstore.F_PERSISTED.encode()] == str(sent).encode()
-    assert fields[hotstore.F_ACTIVE.encode()] == str(sent).encode()
+    fields = await redis.hgetall(keys.worker_key(worker.id, settings.shards))
+    assert fields[keys.F_HEARTBEAT.encode()] == str(sent).encode()
+    assert fields[keys.F_PERSISTED.encode()] == str(sent).encode()
+    assert fields[keys.F_ACTIVE.encode()] == str(sent).encode()
     # An older replayed beat can't move the acknowledged heartbeat backwards.
     body = await den_beat(ingest, worker, sent - 5000)
     assert body["lastHeartbeatAt"] == (await den_beat(ingest, worker, sent))["lastHeartbeatAt"]
@@ -104,17 +105,17 @@ async def test_reconcile_never_lowers_a_token_version_nor_revives_a_deletion(red
     deleted = await add_worker(pool, redis, settings, org_id=worker.org_id)
     # The API rotated the token in Postgres and Redis after this reconcile read Postgres: Redis
     # is ahead, and stays so.
-    await hotstore.register_worker(redis, settings.shards, worker.id, worker.org_id, 3)
+    await registry.register_worker(redis, settings.shards, worker.id, worker.org_id, 3)
     await pool.execute("UPDATE workers SET deleted_at = now() WHERE id = $1", deleted.id)
     stale_key = hash_secret(new_api_key())
-    await hotstore.register_api_key(redis, stale_key, worker.org_id)  # in Redis, not Postgres
+    await registry.register_api_key(redis, stale_key, worker.org_id)  # in Redis, not Postgres
 
     result = await reconcile_registry(redis, pool, settings)
 
-    key = hotstore.worker_key(worker.id, settings.shards)
-    assert await redis.hget(key, hotstore.F_TOKEN_VERSION) == b"3"
-    assert not await redis.exists(hotstore.worker_key(deleted.id, settings.shards))
-    assert await hotstore.api_key_org(redis, stale_key) is None
+    key = keys.worker_key(worker.id, settings.shards)
+    assert await redis.hget(key, keys.F_TOKEN_VERSION) == b"3"
+    assert not await redis.exists(keys.worker_key(deleted.id, settings.shards))
+    assert await registry.api_key_org(redis, stale_key) is None
     assert (result.workers, result.deleted_workers, result.removed_api_keys) == (1, 1, 1)
 
 
@@ -125,9 +126,9 @@ async def test_claims_left_by_a_flusher_of_the_previous_layout_go_back_to_dirty(
     sent = now_ms() - HOUR
     await den_beat(ingest, worker, sent)
     # What an older flusher did on claim: the id moves from dirty to an in-flight sorted set.
-    shard = hotstore.shard_of(worker.id, settings.shards)
-    legacy = hotstore.legacy_inflight_key(shard)
-    await redis.zpopmin(hotstore.dirty_key(shard))
+    shard = keys.shard_of(worker.id, settings.shards)
+    legacy = keys.legacy_inflight_key(shard)
+    await redis.zpopmin(keys.dirty_key(shard))
     await redis.zadd(legacy, {worker.id: now_ms() + 60_000})
 
     result = await reconcile_registry(redis, pool, settings)

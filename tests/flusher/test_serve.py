@@ -1,4 +1,4 @@
-from shared.cli import main
+from hb.cli import main
 
 
 def test_hb_flusher_refuses_a_bad_setting_by_name(monkeypatch, capsys):

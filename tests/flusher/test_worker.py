@@ -3,7 +3,7 @@ import asyncio
 from arq.worker import create_worker
 
 from flusher.worker import Backoff, every, worker_settings
-from shared.timefmt import now_ms
+from shared.contract.times import now_ms
 from tests.conftest import make_settings
 from tests.flusher.conftest import add_worker, den_beat, persisted
 from tests.flusher.test_failures import eventually

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared import hotstore, typeid
+from shared.contract import keys, registry, typeid
+from shared.contract.times import format_ms, now_ms, parse_ms
+from shared.contract.tokens import issue_worker_token
+from shared.contract.wire import MAX_SAFE_INTEGER
 from shared.settings import Settings
-from shared.timefmt import format_ms, now_ms, parse_ms
-from shared.tokens import issue_worker_token
-from shared.wire import MAX_SAFE_INTEGER
 from tests.conftest import RegisteredWorker, register
 from tests.ingest import contracts
 from tests.ingest.contracts import DEN_HEARTBEAT
@@ -35,7 +35,7 @@ async def beat(
 
 
 async def stored(redis: Redis, settings: Settings, worker_id: str) -> dict[str, str]:
-    raw = await redis.hgetall(hotstore.worker_key(worker_id, settings.shards))
+    raw = await redis.hgetall(keys.worker_key(worker_id, settings.shards))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -71,9 +71,9 @@ async def test_beat_is_in_redis_when_acknowledged(ingest, redis, settings):
     r = await beat(ingest, worker, {"isActiveRecently": False, "sentAt": format_ms(sent)})
     assert r.status_code == 200
     fields = await stored(redis, settings, worker.id)
-    assert fields[hotstore.F_HEARTBEAT] == str(sent)
-    assert fields[hotstore.F_ACTIVE_RECENTLY] == "0"
-    assert hotstore.F_ACTIVE not in fields
+    assert fields[keys.F_HEARTBEAT] == str(sent)
+    assert fields[keys.F_ACTIVE_RECENTLY] == "0"
+    assert keys.F_ACTIVE not in fields
     assert r.json()["lastActiveAt"] is None
     assert r.json()["openSessionCount"] is None
 
@@ -166,7 +166,7 @@ async def test_unknown_worker_with_a_valid_token_is_404(ingest, settings):
 
 async def test_deleted_worker_is_404_and_not_recreated(ingest, redis, settings):
     worker = await register(redis, settings)
-    await hotstore.unregister_worker(redis, settings.shards, worker.id)
+    await registry.unregister_worker(redis, settings.shards, worker.id)
     r = await beat(ingest, worker, {"isActiveRecently": True})
     assert r.status_code == 404
     assert r.json()["error"] == "worker_not_found"
@@ -203,7 +203,7 @@ async def test_token_of_another_worker_is_401(ingest, redis, settings):
 
 async def test_rotated_token_version_is_401_and_the_new_one_works(ingest, redis, settings):
     worker = await register(redis, settings)
-    await hotstore.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
+    await registry.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
     r = await beat(ingest, worker, {"isActiveRecently": True})
     assert r.status_code == 401
     assert r.json() == {"error": "unauthorized"}
@@ -237,7 +237,7 @@ async def test_tampered_token_is_401(ingest, redis, settings, where):
     else:
         signature = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     token = ".".join([prefix, kid, worker_id, version, signature])
-    await hotstore.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
+    await registry.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
     r = await ingest.post(url(worker.id), json={"isActiveRecently": True}, headers=auth(token))
     assert r.status_code == 401
 
@@ -300,7 +300,7 @@ async def test_open_session_count_bounds_are_accepted_and_echoed_exactly(
     assert r.status_code == 200
     assert_contract(r)
     assert r.json()["openSessionCount"] == count
-    assert (await stored(redis, settings, worker.id))[hotstore.F_OPEN_SESSIONS] == str(count)
+    assert (await stored(redis, settings, worker.id))[keys.F_OPEN_SESSIONS] == str(count)
 
 
 @pytest.mark.parametrize(("raw", "count"), [(b"2.0", 2), (b"1e3", 1000), (b"-0.0", 0)])
@@ -387,9 +387,9 @@ async def test_out_of_order_beats_never_move_times_backwards(ingest, redis, sett
     assert r.json()["lastActiveAt"] == format_ms(newer)
     assert r.json()["openSessionCount"] == 2  # a late beat's values are older news
     fields = await stored(redis, settings, worker.id)
-    assert fields[hotstore.F_HEARTBEAT] == str(newer)
-    assert fields[hotstore.F_ACTIVE] == str(newer)
-    assert fields[hotstore.F_OPEN_SESSIONS] == "2"
+    assert fields[keys.F_HEARTBEAT] == str(newer)
+    assert fields[keys.F_ACTIVE] == str(newer)
+    assert fields[keys.F_OPEN_SESSIONS] == "2"
 
 
 async def test_replayed_beat_changes_nothing(ingest, redis, settings):
@@ -444,8 +444,8 @@ async def test_future_sent_at_is_clamped_to_receive_time(ingest, redis, settings
     assert before <= received <= after
     assert parse_ms(r.json()["lastActiveAt"]) == received
     fields = await stored(redis, settings, worker.id)
-    assert int(fields[hotstore.F_HEARTBEAT]) == received
-    assert int(fields[hotstore.F_SKEW]) == future - received
+    assert int(fields[keys.F_HEARTBEAT]) == received
+    assert int(fields[keys.F_SKEW]) == future - received
 
 
 async def test_future_last_activity_is_clamped_and_its_skew_kept(ingest, redis, settings):
@@ -457,7 +457,7 @@ async def test_future_last_activity_is_clamped_and_its_skew_kept(ingest, redis, 
     active = parse_ms(r.json()["lastActiveAt"])
     assert before <= active <= after
     fields = await stored(redis, settings, worker.id)
-    assert int(fields[hotstore.F_SKEW]) == future - active
+    assert int(fields[keys.F_SKEW]) == future - active
 
 
 async def test_future_beat_does_not_stick_in_the_future(ingest, redis, settings):

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared import hotstore, typeid
+from shared.contract import keys, registry, typeid
+from shared.contract.times import now_ms
+from shared.contract.tokens import hash_secret, issue_worker_token, new_api_key
 from shared.settings import Settings
-from shared.timefmt import now_ms
-from shared.tokens import hash_secret, issue_worker_token, new_api_key
 from tests.conftest import register
 from tests.ingest import contracts
 from tests.ingest.contracts import KUBIYA_HEARTBEAT
@@ -30,13 +30,13 @@ def body_for(worker_id: str, **fields: Any) -> dict[str, Any]:
 
 
 async def stored(redis: Redis, settings: Settings, worker_id: str) -> dict[str, str]:
-    raw = await redis.hgetall(hotstore.worker_key(worker_id, settings.shards))
+    raw = await redis.hgetall(keys.worker_key(worker_id, settings.shards))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 async def org_key(redis: Redis, org_id: str) -> str:
     key = new_api_key()
-    await hotstore.register_api_key(redis, hash_secret(key), org_id)
+    await registry.register_api_key(redis, hash_secret(key), org_id)
     return key
 
 
@@ -66,12 +66,12 @@ async def test_beat_with_the_worker_token_is_204_and_stored(ingest, redis, setti
     assert r.status_code == 204, r.text
     assert r.content == b""
     fields = await stored(redis, settings, worker.id)
-    assert before <= int(fields[hotstore.F_HEARTBEAT]) <= after
-    assert fields[hotstore.F_STATUS] == "busy"
-    assert fields[hotstore.F_TASKS] == "7"
-    assert fields[hotstore.F_TASK_ID] == "task-42"
-    assert fields[hotstore.F_ENVIRONMENT] == "prod"
-    assert json.loads(fields[hotstore.F_METADATA]) == {"region": "eu", "slots": [1, 2]}
+    assert before <= int(fields[keys.F_HEARTBEAT]) <= after
+    assert fields[keys.F_STATUS] == "busy"
+    assert fields[keys.F_TASKS] == "7"
+    assert fields[keys.F_TASK_ID] == "task-42"
+    assert fields[keys.F_ENVIRONMENT] == "prod"
+    assert json.loads(fields[keys.F_METADATA]) == {"region": "eu", "slots": [1, 2]}
 
 
 async def test_defaults_of_the_contract_are_stored(ingest, redis, settings):
@@ -79,10 +79,10 @@ async def test_defaults_of_the_contract_are_stored(ingest, redis, settings):
     r = await ingest.post(URL, json=body_for(worker.id), headers=auth(worker.token))
     assert r.status_code == 204
     fields = await stored(redis, settings, worker.id)
-    assert fields[hotstore.F_STATUS] == "active"
-    assert fields[hotstore.F_TASKS] == "0"
-    assert hotstore.F_TASK_ID not in fields
-    assert json.loads(fields[hotstore.F_METADATA]) == {}
+    assert fields[keys.F_STATUS] == "active"
+    assert fields[keys.F_TASKS] == "0"
+    assert keys.F_TASK_ID not in fields
+    assert json.loads(fields[keys.F_METADATA]) == {}
 
 
 async def test_null_current_task_clears_the_stored_one(ingest, redis, settings):
@@ -91,7 +91,7 @@ async def test_null_current_task_clears_the_stored_one(ingest, redis, settings):
     assert (await ingest.post(URL, json=busy, headers=auth(worker.token))).status_code == 204
     idle = body_for(worker.id, current_task_id=None)
     assert (await ingest.post(URL, json=idle, headers=auth(worker.token))).status_code == 204
-    assert hotstore.F_TASK_ID not in await stored(redis, settings, worker.id)
+    assert keys.F_TASK_ID not in await stored(redis, settings, worker.id)
 
 
 async def test_den_and_kubiya_fields_share_one_worker_hash(ingest, redis, settings):
@@ -105,11 +105,11 @@ async def test_den_and_kubiya_fields_share_one_worker_hash(ingest, redis, settin
     kubiya = body_for(worker.id, status="idle", tasks_processed=3)
     assert (await ingest.post(URL, json=kubiya, headers=auth(worker.token))).status_code == 204
     fields = await stored(redis, settings, worker.id)
-    assert fields[hotstore.F_OPEN_SESSIONS] == "4"
-    assert fields[hotstore.F_ACTIVE_RECENTLY] == "1"
-    assert fields[hotstore.F_STATUS] == "idle"
-    assert fields[hotstore.F_TASKS] == "3"
-    assert fields[hotstore.F_ORG] == worker.org_id
+    assert fields[keys.F_OPEN_SESSIONS] == "4"
+    assert fields[keys.F_ACTIVE_RECENTLY] == "1"
+    assert fields[keys.F_STATUS] == "idle"
+    assert fields[keys.F_TASKS] == "3"
+    assert fields[keys.F_ORG] == worker.org_id
 
 
 async def test_org_api_key_may_beat_for_a_worker_of_its_org(ingest, redis, settings):
@@ -117,7 +117,7 @@ async def test_org_api_key_may_beat_for_a_worker_of_its_org(ingest, redis, setti
     key = await org_key(redis, worker.org_id)
     r = await ingest.post(URL, json=body_for(worker.id), headers=auth(key))
     assert r.status_code == 204
-    assert hotstore.F_HEARTBEAT in await stored(redis, settings, worker.id)
+    assert keys.F_HEARTBEAT in await stored(redis, settings, worker.id)
 
 
 async def test_org_api_key_for_another_orgs_worker_is_404_not_a_silent_204(ingest, redis, settings):
@@ -126,7 +126,7 @@ async def test_org_api_key_for_another_orgs_worker_is_404_not_a_silent_204(inges
     r = await ingest.post(URL, json=body_for(worker.id), headers=auth(key))
     assert r.status_code == 404
     assert r.json() == {"detail": "Worker not found."}
-    assert hotstore.F_HEARTBEAT not in await stored(redis, settings, worker.id)
+    assert keys.F_HEARTBEAT not in await stored(redis, settings, worker.id)
 
 
 async def test_unknown_api_key_is_401(ingest, redis, settings):
@@ -148,7 +148,7 @@ async def test_revoked_api_key_is_401_once_the_cache_expires(redis, settings):
         assert (
             await client.post(URL, json=body_for(worker.id), headers=auth(key))
         ).status_code == 204
-        await hotstore.revoke_api_key(redis, hash_secret(key))
+        await registry.revoke_api_key(redis, hash_secret(key))
         deadline = time.monotonic() + 5
         while True:
             r = await client.post(URL, json=body_for(worker.id), headers=auth(key))
@@ -181,7 +181,7 @@ async def test_unregistered_worker_is_404(ingest, redis, settings):
 
 async def test_deleted_worker_is_404(ingest, redis, settings):
     worker = await register(redis, settings)
-    await hotstore.unregister_worker(redis, settings.shards, worker.id)
+    await registry.unregister_worker(redis, settings.shards, worker.id)
     r = await ingest.post(URL, json=body_for(worker.id), headers=auth(worker.token))
     assert r.status_code == 404
     assert await stored(redis, settings, worker.id) == {}
@@ -195,7 +195,7 @@ async def test_worker_token_for_another_worker_id_is_401(ingest, redis, settings
 
 async def test_rotated_worker_token_is_401(ingest, redis, settings):
     worker = await register(redis, settings)
-    await hotstore.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
+    await registry.register_worker(redis, settings.shards, worker.id, worker.org_id, 2)
     r = await ingest.post(URL, json=body_for(worker.id), headers=auth(worker.token))
     assert r.status_code == 401
 
@@ -318,10 +318,10 @@ async def test_unicode_values_are_stored_exactly(ingest, redis, settings):
     )
     assert (await ingest.post(URL, json=body, headers=auth(worker.token))).status_code == 204
     fields = await stored(redis, settings, worker.id)
-    assert fields[hotstore.F_ENVIRONMENT] == "製品-prod"
-    assert fields[hotstore.F_STATUS] == "bêta"
-    assert fields[hotstore.F_TASK_ID] == "tâche-🚀"
-    assert json.loads(fields[hotstore.F_METADATA]) == {"note": "naïve ☃"}
+    assert fields[keys.F_ENVIRONMENT] == "製品-prod"
+    assert fields[keys.F_STATUS] == "bêta"
+    assert fields[keys.F_TASK_ID] == "tâche-🚀"
+    assert json.loads(fields[keys.F_METADATA]) == {"note": "naïve ☃"}
 
 
 async def test_valid_token_for_an_unregistered_worker_is_404(ingest, settings):

@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
 from ingest.app import create_app
-from ingest.openapi import ingest_document
-from shared import typeid
+from ingest.openapi_routes import ingest_document
+from shared.contract import typeid
 from tests.conftest import RegisteredWorker, register
 from tests.openapi_support import assert_conforms, assert_operation_covers_seed, fuzz
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded import free_port
+from hb.embedded import free_port
 from tests.conftest import TOKEN_KEYS, register
 
 HB = Path(sys.executable).parent / "hb"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared import hotstore
+from shared.contract import keys
 from tests.conftest import register
 
 KUBIYA = "/api/v1/workers/heartbeat"
@@ -36,7 +36,7 @@ async def test_a_value_postgres_cannot_store_is_a_422(
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", field]
-    stored = await redis.hget(hotstore.worker_key(worker.id, settings.shards), hotstore.F_HEARTBEAT)
+    stored = await redis.hget(keys.worker_key(worker.id, settings.shards), keys.F_HEARTBEAT)
     assert stored is None
 
 

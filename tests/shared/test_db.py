@@ -7,7 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.db import ensure_database, migrate, migration_files
+from hb.embedded import ensure_database
+from shared.postgres.migrate import migrate, migration_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ async def test_concurrent_migrations_apply_each_version_exactly_once(empty_datab
 
 
 async def test_hb_migrate_from_several_processes_at_once(empty_database_url):
-    command = [sys.executable, "-m", "shared.cli", "migrate", "--database-url", empty_database_url]
+    command = [sys.executable, "-m", "hb.cli", "migrate", "--database-url", empty_database_url]
     procs = [
         await asyncio.create_subprocess_exec(
             *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE

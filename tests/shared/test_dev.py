@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded import free_port
+from hb.embedded import free_port
 
 START_DEADLINE = 180.0
 STOP_DEADLINE = 60.0
@@ -73,7 +73,7 @@ def dev_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path,
     ports = [str(free_port()), str(free_port())]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "dev", "--ephemeral", "--credentials-out",
+            [sys.executable, "-m", "hb.cli", "dev", "--ephemeral", "--credentials-out",
              str(creds), "--ingest-port", ports[0], "--api-port", ports[1]],
             cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -125,7 +125,7 @@ def test_dev_serves_beats_and_reads_then_stops_every_process_on_sigterm(dev_proc
     assert as_user.status_code == 200 and as_user.json()["worker"]["isMine"] is True
 
     simulated = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "simulate", "--credentials", str(creds_file),
+        [sys.executable, "-m", "hb.cli", "simulate", "--credentials", str(creds_file),
          "--workers", "2", "--interval", "0.2", "--duration", "1", "--delete"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

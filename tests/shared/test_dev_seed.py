@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared import hotstore
-from shared.dev_seed import DemoSeed, ensure_demo
+from hb.demo_seed import DemoSeed, ensure_demo
+from shared.contract import keys, registry
+from shared.contract.tokens import hash_secret, verify_worker_token
 from shared.settings import Settings
-from shared.tokens import hash_secret, verify_worker_token
 from tests.conftest import make_settings
 
 
@@ -29,9 +29,9 @@ async def test_the_seed_is_usable_by_ingest_and_the_api(pool, redis: Redis, sett
     seed = await ensure_demo(pool, redis, settings, None)
     claim = verify_worker_token(settings.token_keys, seed.heartbeatToken)
     assert claim is not None and claim.worker_id == seed.workerId
-    assert await hotstore.api_key_org(redis, hash_secret(seed.apiKey)) == seed.orgId
-    registry = await redis.hgetall(hotstore.worker_key(seed.workerId, settings.shards))
-    assert registry[hotstore.F_ORG.encode()] == seed.orgId.encode()
+    assert await registry.api_key_org(redis, hash_secret(seed.apiKey)) == seed.orgId
+    entry = await redis.hgetall(keys.worker_key(seed.workerId, settings.shards))
+    assert entry[keys.F_ORG.encode()] == seed.orgId.encode()
 
 
 async def test_a_revoked_key_and_deleted_worker_are_replaced(pool, redis: Redis, settings) -> None:
@@ -51,5 +51,5 @@ async def test_registry_entries_lost_with_redis_are_written_again(
     first = await ensure_demo(pool, redis, settings, None)
     await redis.flushdb()
     await ensure_demo(pool, redis, settings, DemoSeed(**vars(first)))
-    assert await hotstore.api_key_org(redis, hash_secret(first.apiKey)) == first.orgId
-    assert await redis.exists(hotstore.worker_key(first.workerId, settings.shards))
+    assert await registry.api_key_org(redis, hash_secret(first.apiKey)) == first.orgId
+    assert await redis.exists(keys.worker_key(first.workerId, settings.shards))

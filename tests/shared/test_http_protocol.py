@@ -9,7 +9,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from shared.http_protocol import CoalescingHttpToolsProtocol
+from shared.web.http_protocol import CoalescingHttpToolsProtocol
 
 BODY = b'{"ok":true}'
 

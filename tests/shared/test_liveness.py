@@ -1,4 +1,4 @@
-from shared.liveness import Liveness, liveness_of
+from shared.contract.liveness import Liveness, liveness_of
 
 NOW = 1_700_000_000_000
 

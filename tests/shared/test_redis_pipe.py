@@ -18,12 +18,12 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hb.embedded import EmbeddedRedis
 from ingest.app import create_app
-from shared.embedded import EmbeddedRedis
-from shared.keepalive import IDLE_SECONDS
-from shared.redis_conn import REDIS_DOWN, connect_redis
-from shared.redis_pipe import RedisPipe
-from shared.resp import command
+from shared.redis.connect import REDIS_DOWN, connect_redis
+from shared.redis.keepalive import IDLE_SECONDS
+from shared.redis.pipe import RedisPipe
+from shared.redis.resp import command
 from tests.conftest import asgi_client, register
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.resp import bulk_strings, evalsha
+from shared.redis.resp import bulk_strings, evalsha
 
 
 def resp(values: list[str]) -> bytes:

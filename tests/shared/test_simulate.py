@@ -10,11 +10,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api import admin
+from api import management
 from api.app import create_app as create_api
+from hb.commands.simulate import SimulationError, simulate
 from ingest.app import create_app as create_ingest
 from shared.settings import Settings
-from shared.simulate import SimulationError, simulate
 from tests.conftest import asgi_client, make_settings
 
 
@@ -28,8 +28,8 @@ async def org_key(database_url: str, redis: Redis) -> str:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     assert pool is not None
     try:
-        org_id = await admin.create_organization(pool, "sim")
-        _, secret = await admin.create_api_key(pool, redis, org_id, "sim")
+        org_id = await management.create_organization(pool, "sim")
+        _, secret, _ = await management.create_api_key(pool, redis, org_id, "sim")
     finally:
         await pool.close()
     return secret

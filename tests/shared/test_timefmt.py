@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.timefmt import (
+from shared.contract.times import (
     DATE_TIME_PATTERN,
     MIN_MS,
     format_dt,

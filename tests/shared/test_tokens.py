@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from shared.tokens import (
+from shared.contract.tokens import (
     API_KEY_PREFIX,
     SESSION_PREFIX,
     WorkerClaim,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import typeid
+from shared.contract import typeid
 
 
 def test_new_id_round_trips_through_its_suffix():

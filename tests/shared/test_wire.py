@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.wire import (
+from shared.contract.wire import (
     MAX_SAFE_INTEGER,
     DenHeartbeat,
     den_decoder,

