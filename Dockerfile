@@ -1,4 +1,5 @@
-# One image for every service; the compose file picks the `hb` subcommand.
+# One image for every service; the compose file picks the `hb` subcommand. It installs the
+# services without the `embedded` extra: production runs its own Redis and Postgres.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,6 +13,7 @@ COPY shared ./shared
 COPY ingest ./ingest
 COPY api ./api
 COPY flusher ./flusher
+COPY hb ./hb
 RUN pip install . && useradd --system --uid 10001 --no-create-home hb
 
 USER hb

@@ -10,7 +10,7 @@ import pytest
 from hb.embedded import ensure_database
 from shared.postgres.migrate import migrate, migration_files
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
