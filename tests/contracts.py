@@ -1,28 +1,29 @@
-"""The published API contracts (seeds beside the repository), read at test time."""
+"""The published API contracts, served from the project's own fixtures (`tests/contract_facts`)."""
 
 from __future__ import annotations
 
-import functools
-import re
+import copy
 from typing import Any
 
-import pytest
-import yaml
+from tests.contract_facts import DOCUMENTS
 
-from tests.conftest import seeds_dir
+# Some tests name a contract by its catalogue number rather than by name.
+_CATALOGUE = {
+    "000": "den_heartbeat",
+    "002": "kubiya_heartbeat",
+    "003": "den_list_workers",
+    "004": "den_get_worker",
+}
 
-_FENCE = re.compile(r"^````yaml[^\n]*\n(.*?)^````", re.S | re.M)
+
+def contract_name(key: str) -> str:
+    """The contract's name for `key`, a name of `DOCUMENTS` or a catalogue number ("000_")."""
+    name = _CATALOGUE.get(key.rstrip("_"), key)
+    if name not in DOCUMENTS:
+        raise KeyError(f"no published contract {key!r}; known: {sorted(DOCUMENTS)}")
+    return name
 
 
-@functools.cache
-def seed_document(prefix: str) -> dict[str, Any]:
-    """The OpenAPI document inside the seed file whose name starts with `prefix`; the test is
-    skipped, saying where it looked, when the contracts are not beside the repository."""
-    folder = seeds_dir()
-    matches = sorted(folder.glob(f"{prefix}*.txt")) if folder.is_dir() else []
-    if not matches:
-        pytest.skip(f"the published contracts are not beside the repository ({folder})")
-    match = _FENCE.search(matches[0].read_text(encoding="utf-8"))
-    assert match, f"no OpenAPI block in {matches[0].name}"
-    document: dict[str, Any] = yaml.safe_load(match.group(1))
-    return document
+def contract_document(key: str) -> dict[str, Any]:
+    """The one-operation OpenAPI 3.1 document of a published contract (a fresh copy)."""
+    return copy.deepcopy(DOCUMENTS[contract_name(key)]())

@@ -1,5 +1,5 @@
 """Checking real responses against a service's own OpenAPI document, and the document against
-the published contracts (seeds beside the repository)."""
+the published contracts (kept in tests/contract_facts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from tests.contracts import seed_document
+from tests.contracts import contract_document
 
 
 def response_validator(document: dict[str, Any], path: str, method: str, status: int):
@@ -31,12 +31,13 @@ def _resolve(node: Any, document: dict[str, Any]) -> Any:
     return node
 
 
-def assert_operation_covers_seed(ours: dict[str, Any], prefix: str) -> None:
+def assert_operation_covers_seed(ours: dict[str, Any], contract: str) -> None:
     """Same path, method, parameters (ours may add optional ones), request fields and status
-    codes as the contract, and every response field the contract requires is required by ours."""
-    theirs = seed_document(prefix)
+    codes as the contract, and every response field the contract requires is required by ours.
+    `contract` names a published contract (or its catalogue number, e.g. "000_")."""
+    theirs = contract_document(contract)
     ((path, item),) = theirs["paths"].items()
-    ((method, seed_op),) = item.items()
+    ((method, their_op),) = item.items()
     assert path in ours["paths"] and method in ours["paths"][path], f"{method} {path}"
     our_op = ours["paths"][path][method]
 
@@ -44,30 +45,30 @@ def assert_operation_covers_seed(ours: dict[str, Any], prefix: str) -> None:
         return {(p["in"], p["name"]): (p.get("required", False), p["schema"].get("type"))
                 for p in op.get("parameters", [])}  # fmt: skip
 
-    ours_params, seed_params = params(our_op, ours), params(seed_op, theirs)
-    assert seed_params.items() <= ours_params.items()
+    ours_params, their_params = params(our_op, ours), params(their_op, theirs)
+    assert their_params.items() <= ours_params.items()
     assert not any(
         required
-        for required, _ in (ours_params[k] for k in ours_params.keys() - seed_params.keys())
+        for required, _ in (ours_params[k] for k in ours_params.keys() - their_params.keys())
     ), "additions are optional"
-    if "requestBody" in seed_op:
-        seed_body = _resolve(
-            seed_op["requestBody"]["content"]["application/json"]["schema"], theirs
+    if "requestBody" in their_op:
+        their_body = _resolve(
+            their_op["requestBody"]["content"]["application/json"]["schema"], theirs
         )
         our_body = _resolve(our_op["requestBody"]["content"]["application/json"]["schema"], ours)
-        assert our_op["requestBody"]["required"] == seed_op["requestBody"]["required"]
-        assert set(our_body["properties"]) == set(seed_body["properties"])
-        assert set(our_body.get("required", [])) == set(seed_body.get("required", []))
-    assert set(seed_op["responses"]) <= set(our_op["responses"])
-    for status, response in seed_op["responses"].items():
+        assert our_op["requestBody"]["required"] == their_op["requestBody"]["required"]
+        assert set(our_body["properties"]) == set(their_body["properties"])
+        assert set(our_body.get("required", [])) == set(their_body.get("required", []))
+    assert set(their_op["responses"]) <= set(our_op["responses"])
+    for status, response in their_op["responses"].items():
         if "content" not in response:
             assert "content" not in our_op["responses"][status]
             continue
-        seed_schema = _resolve(response["content"]["application/json"]["schema"], theirs)
+        their_schema = _resolve(response["content"]["application/json"]["schema"], theirs)
         our_schema = _resolve(
             our_op["responses"][status]["content"]["application/json"]["schema"], ours
         )
-        assert set(seed_schema.get("required", [])) <= set(our_schema.get("required", [])), status
+        assert set(their_schema.get("required", [])) <= set(our_schema.get("required", [])), status
 
 
 def fuzz(schema: Any, prepare: Any, max_examples: int = 20) -> None:

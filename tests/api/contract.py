@@ -1,4 +1,4 @@
-"""The Den response schemas, read from the published contracts at test time."""
+"""The Den response schemas, from the published contracts kept in tests/contract_facts."""
 
 from __future__ import annotations
 
@@ -6,20 +6,21 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from tests.contracts import seed_document
+from tests.contracts import contract_document
 
-_SEEDS = {
-    "WorkerListResponse": "003_",
-    "InvalidRequestError": "003_",
-    "UnauthorizedError": "003_",
-    "WorkerResponse": "004_",
-    "NotFoundError": "004_",
+# The contract that defines each schema the tests check bodies against.
+_DEFINED_IN = {
+    "WorkerListResponse": "den_list_workers",
+    "InvalidRequestError": "den_list_workers",
+    "UnauthorizedError": "den_list_workers",
+    "WorkerResponse": "den_get_worker",
+    "NotFoundError": "den_get_worker",
 }
 
 
 def den_validator(schema_name: str) -> Draft202012Validator:
-    """A validator for `#/components/schemas/<schema_name>` of the seed that defines it."""
-    document = seed_document(_SEEDS[schema_name])
+    """A validator for `#/components/schemas/<schema_name>` of the contract that defines it."""
+    document = contract_document(_DEFINED_IN[schema_name])
     # Local `#/components/...` refs resolve against the root, so the components ride along.
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
     Draft202012Validator.check_schema(schema)

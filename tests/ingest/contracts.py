@@ -1,4 +1,4 @@
-"""The published OpenAPI contracts (seeds beside the repository) as JSON Schemas for assertions."""
+"""The published heartbeat contracts (tests/contract_facts) as JSON Schemas for assertions."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 import jsonschema
 
-from tests.contracts import seed_document
+from tests.contracts import contract_document
 
-DEN_HEARTBEAT = "000_"
-KUBIYA_HEARTBEAT = "002_"
+DEN_HEARTBEAT = "den_heartbeat"
+KUBIYA_HEARTBEAT = "kubiya_heartbeat"
 
 
 def _inline(node: Any, schemas: dict[str, Any]) -> Any:
@@ -23,36 +23,36 @@ def _inline(node: Any, schemas: dict[str, Any]) -> Any:
     return node
 
 
-def component(prefix: str, name: str) -> dict[str, Any]:
+def component(contract: str, name: str) -> dict[str, Any]:
     """A schema of `components/schemas` with its references resolved."""
-    schemas = seed_document(prefix)["components"]["schemas"]
+    schemas = contract_document(contract)["components"]["schemas"]
     resolved: dict[str, Any] = _inline(schemas[name], schemas)
     return resolved
 
 
-def _operation(prefix: str) -> dict[str, Any]:
-    paths = seed_document(prefix)["paths"]
+def _operation(contract: str) -> dict[str, Any]:
+    paths = contract_document(contract)["paths"]
     (path_item,) = paths.values()
     operation: dict[str, Any] = path_item["post"]
     return operation
 
 
-def request_body(prefix: str) -> dict[str, Any]:
-    schemas = seed_document(prefix)["components"]["schemas"]
-    schema = _operation(prefix)["requestBody"]["content"]["application/json"]["schema"]
+def request_body(contract: str) -> dict[str, Any]:
+    schemas = contract_document(contract)["components"]["schemas"]
+    schema = _operation(contract)["requestBody"]["content"]["application/json"]["schema"]
     resolved: dict[str, Any] = _inline(schema, schemas)
     return resolved
 
 
-def response(prefix: str, status: int) -> dict[str, Any]:
-    schemas = seed_document(prefix)["components"]["schemas"]
-    schema = _operation(prefix)["responses"][str(status)]["content"]["application/json"]["schema"]
+def response(contract: str, status: int) -> dict[str, Any]:
+    schemas = contract_document(contract)["components"]["schemas"]
+    schema = _operation(contract)["responses"][str(status)]["content"]["application/json"]["schema"]
     resolved: dict[str, Any] = _inline(schema, schemas)
     return resolved
 
 
-def path_id(prefix: str) -> dict[str, Any]:
-    (parameter,) = _operation(prefix)["parameters"]
+def path_id(contract: str) -> dict[str, Any]:
+    (parameter,) = _operation(contract)["parameters"]
     schema: dict[str, Any] = parameter["schema"]
     return schema
 
