@@ -5,15 +5,13 @@ Managing keys needs a signed-in user (a session): a leaked key must not be able 
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import error_responses, management
 from api.auth import Caller, require_caller
-from api.bodies import create_api_key_decoder
+from api.bodies import ApiKey, ApiKeyList, CreatedApiKey, create_api_key_decoder
 from api.json_io import JSON, BodyError, decode_body
 from api.state import ApiState
 from api.workers_manage import PENDING
@@ -24,14 +22,12 @@ SESSION_ONLY = "API keys are managed by a signed-in user: use a session token (B
 KEY_COLUMNS = "id, name, created_by_user_id, created_at, revoked_at"
 
 
-def api_key_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "createdByUserId": row["created_by_user_id"],
-        "createdAt": format_dt(row["created_at"]),
-        "revokedAt": format_dt(row["revoked_at"]) if row["revoked_at"] else None,
-    }
+def api_key_view(row: asyncpg.Record) -> ApiKey:
+    revoked = row["revoked_at"]
+    return ApiKey(
+        row["id"], row["name"], row["created_by_user_id"], format_dt(row["created_at"]),
+        format_dt(revoked) if revoked else None,
+    )  # fmt: skip
 
 
 async def _session_caller(request: Request, state: ApiState) -> Caller | Response:
@@ -57,7 +53,7 @@ async def create_api_key(request: Request) -> Response:
     )
     row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", new.key_id)
     return JSON(
-        {"apiKey": api_key_json(row), "secret": new.secret},
+        CreatedApiKey(api_key_view(row), new.secret),
         status_code=201,
         headers=None if new.registry_synced else PENDING,
     )
@@ -72,7 +68,7 @@ async def list_api_keys(request: Request) -> Response:
         f"SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
         caller.org_id,
     )
-    return JSON({"apiKeys": [api_key_json(row) for row in rows]})
+    return JSON(ApiKeyList([api_key_view(row) for row in rows]))
 
 
 async def revoke_api_key(request: Request) -> Response:

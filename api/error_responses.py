@@ -1,52 +1,61 @@
-"""Error responses of the API, in Den's shapes."""
+"""Error responses of the API, in Den's shapes (the Structs of `shared.contract.wire`)."""
 
 from __future__ import annotations
 
-import msgspec
-from starlette.responses import JSONResponse
+from collections.abc import Sequence
+from typing import Any
 
-from shared.contract.wire import error_location
+import msgspec
+from starlette.responses import Response
+
+from shared.contract.wire import (
+    Error,
+    ErrorDetail,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+    encoder,
+    error_location,
+)
 
 ID_MESSAGE = "Expected a Den TypeID with '{prefix}_' prefix and a 26-character base32 suffix."
 
 
-def invalid(message: str, path: list[str | int]) -> JSONResponse:
-    return JSONResponse(
-        {"error": "invalid_request", "details": [{"message": message, "path": path}]},
-        status_code=400,
-    )
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(encoder.encode(body), status, headers, media_type="application/json")
 
 
-def invalid_id(prefix: str) -> JSONResponse:
+def invalid(message: str, path: Sequence[str | float]) -> Response:
+    return _json(InvalidRequestError("invalid_request", [ErrorDetail(message, list(path))]), 400)
+
+
+def invalid_id(prefix: str) -> Response:
     return invalid(ID_MESSAGE.format(prefix=prefix), ["id"])
 
 
-def invalid_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> JSONResponse:
+def invalid_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> Response:
     if isinstance(exc, msgspec.ValidationError):
         message, path = error_location(exc)
         return invalid(message, path)
     return invalid("The request body is not valid JSON.", [])
 
 
-def unauthorized() -> JSONResponse:
-    return JSONResponse({"error": "unauthorized"}, status_code=401)
+def unauthorized() -> Response:
+    return _json(UnauthorizedError("unauthorized"), 401)
 
 
-def forbidden(message: str) -> JSONResponse:
-    return JSONResponse({"error": "forbidden", "message": message}, status_code=403)
+def forbidden(message: str) -> Response:
+    return _json(Error("forbidden", message), 403)
 
 
-def not_found(error: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=404)
+def not_found(error: str, message: str) -> Response:
+    return _json(NotFoundError(error, message), 404)
 
 
-def worker_not_found() -> JSONResponse:
+def worker_not_found() -> Response:
     return not_found("worker_not_found", "Worker not found.")
 
 
-def postgres_unavailable(retry_after: int) -> JSONResponse:
-    return JSONResponse(
-        {"error": "unavailable", "message": "The database is unavailable. Retry later."},
-        status_code=503,
-        headers={"Retry-After": str(retry_after)},
-    )
+def postgres_unavailable(retry_after: int) -> Response:
+    body = Error("unavailable", "The database is unavailable. Retry later.")
+    return _json(body, 503, {"Retry-After": str(retry_after)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from shared.contract import keys
 from shared.contract.liveness import Liveness, liveness_of
 from shared.contract.times import format_ms
+from shared.contract.wire import DateTime, OrgId, UserId, WorkerId
 from shared.redis import resp
 from shared.redis.connect import refusal_or_self
 from shared.redis.pipe import RedisPipe
@@ -48,22 +49,24 @@ async def read_live_fields(
     return await pipe.execute()
 
 
-class Instance(msgspec.Struct, gc=False):
+class WorkerInstance(msgspec.Struct, gc=False):
     provider: str
     region: str | None
     url: str | None
     status: str
-    createdAt: str
-    updatedAt: str
+    createdAt: DateTime
+    updatedAt: DateTime
+
+
+JsonObject = Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object"})]
 
 
 class Worker(msgspec.Struct, gc=False):
-    """Den's worker object, then the extra fields (the contract allows additional properties).
-    `instance` is only in list items (the detail route serves it beside the worker)."""
+    """Den's worker, with the merged hot fields and the liveness derived from them."""
 
-    id: str
-    orgId: str
-    createdByUserId: str | None
+    id: WorkerId
+    orgId: OrgId
+    createdByUserId: UserId | None
     isMine: bool
     name: str
     description: str | None
@@ -72,10 +75,10 @@ class Worker(msgspec.Struct, gc=False):
     imageVersion: str | None
     workspacePath: str | None
     sandboxBackend: str | None
-    lastHeartbeatAt: str | None
-    lastActiveAt: str | None
-    createdAt: str
-    updatedAt: str
+    lastHeartbeatAt: DateTime | None
+    lastActiveAt: DateTime | None
+    createdAt: DateTime
+    updatedAt: DateTime
     liveness: Liveness
     isActiveRecently: bool
     openSessionCount: int | None
@@ -84,8 +87,29 @@ class Worker(msgspec.Struct, gc=False):
     tasksProcessed: int | None
     currentTaskId: str | None
     environmentName: str | None
-    workerMetadata: msgspec.Raw | None  # JSON text, passed through without re-parsing
-    instance: Instance | msgspec.UnsetType | None = msgspec.UNSET
+    workerMetadata: JsonObject | None  # JSON text, passed through without re-parsing
+
+
+class WorkerListItem(Worker, gc=False):
+    """A worker of a list page, with its latest instance."""
+
+    instance: WorkerInstance | None
+
+
+# The merged fields come as one tuple, which a type checker cannot count against the fields.
+_list_item: Any = WorkerListItem
+
+
+class WorkerListResponse(msgspec.Struct, gc=False):
+    workers: list[WorkerListItem]
+    nextCursor: Annotated[
+        str | None, msgspec.Meta(description="Pass back as `cursor` for the next page.")
+    ]
+
+
+class WorkerResponse(msgspec.Struct, gc=False):
+    worker: Worker
+    instance: WorkerInstance | None
 
 
 def _raw(text: str | bytes | None) -> msgspec.Raw | None:
@@ -99,7 +123,32 @@ def worker_view(
     now_ms: int,
     settings: Settings,
 ) -> Worker:
-    """The worker's durable row with its fresh Redis fields merged in, per field the newer.
+    """The worker's durable row with its fresh Redis fields merged in."""
+    return Worker(*_merged_fields(row, live, caller_user_id, now_ms, settings))
+
+
+def list_item_view(
+    row: Mapping[str, Any],
+    live: LiveFields,
+    caller_user_id: str | None,
+    now_ms: int,
+    settings: Settings,
+) -> WorkerListItem:
+    """`worker_view` with the row's latest instance."""
+    fields = _merged_fields(row, live, caller_user_id, now_ms, settings)
+    item: WorkerListItem = _list_item(*fields, instance_view(row))
+    return item
+
+
+def _merged_fields(
+    row: Mapping[str, Any],
+    live: LiveFields,
+    caller_user_id: str | None,
+    now_ms: int,
+    settings: Settings,
+) -> tuple[Any, ...]:
+    """The fields of the worker's durable row with its fresh Redis fields merged in, per field
+    the newer.
 
     The two timestamps only move forward, so they are the max of both; the other hot fields
     come from whichever side holds the newer heartbeat, Redis on a tie (it has every beat
@@ -136,7 +185,7 @@ def worker_view(
         )  # fmt: skip
 
     created_by = row["created_by_user_id"]
-    return Worker(
+    return (
         row["id"],
         row["org_id"],
         created_by,
@@ -160,10 +209,10 @@ def worker_view(
     )
 
 
-def instance_view(row: Mapping[str, Any]) -> Instance | None:
+def instance_view(row: Mapping[str, Any]) -> WorkerInstance | None:
     if row["instance_provider"] is None:
         return None
-    return Instance(
+    return WorkerInstance(
         row["instance_provider"],
         row["instance_region"],
         row["instance_url"],

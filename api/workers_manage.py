@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from api import error_responses, management
 from api.auth import require_caller
-from api.bodies import create_worker_decoder
+from api.bodies import CreatedWorker, RotatedToken, create_worker_decoder
 from api.json_io import JSON, BodyError, decode_body
 from api.state import ApiState
 from api.worker_queries import WORKER_COLUMNS
@@ -42,7 +42,7 @@ async def create_worker(request: Request) -> Response:
     )
     worker = worker_view(row, NO_LIVE_FIELDS, caller.user_id, now_ms(), state.settings)
     return JSON(
-        {"worker": worker, "heartbeatToken": new.heartbeat_token},
+        CreatedWorker(worker, new.heartbeat_token),
         status_code=201,
         headers=None if new.registry_synced else PENDING,
     )
@@ -61,11 +61,7 @@ async def rotate_heartbeat_token(request: Request) -> Response:
     )
     if rotated is None:
         return error_responses.worker_not_found()
-    body = {
-        "workerId": worker_id,
-        "heartbeatToken": rotated.heartbeat_token,
-        "tokenVersion": rotated.token_version,
-    }
+    body = RotatedToken(worker_id, rotated.heartbeat_token, rotated.token_version)
     return JSON(body, headers=None if rotated.registry_synced else PENDING)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,13 +12,20 @@ from api.auth import caller_of, credential_of
 from api.cursor import Cursor, MalformedCursor, decode_cursor, encode_cursor
 from api.json_io import JSON
 from api.state import ApiState
-from api.worker_view import NO_LIVE_FIELDS, Instance, Worker, instance_view, worker_view
+from api.worker_view import (
+    NO_LIVE_FIELDS,
+    WorkerListResponse,
+    WorkerResponse,
+    instance_view,
+    list_item_view,
+    worker_view,
+)
 from shared.contract import typeid
 from shared.contract.times import now_ms
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
-_DIGITS = re.compile(r"\d{1,6}")
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII: \d also matches "١", a digit to int()
 
 DEGRADED_HEADER = "X-Heartbeat-Data"
 
@@ -41,6 +47,10 @@ async def list_workers(request: Request) -> Response:
         if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             return error_responses.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
         limit = int(raw_limit)
+    # Credentials before the cursor: nothing a caller without any gets past this point.
+    credential = credential_of(request)
+    if credential is None:
+        return error_responses.unauthorized()
     after: Cursor | None = None
     raw_cursor = request.query_params.get("cursor")
     if raw_cursor:
@@ -50,9 +60,6 @@ async def list_workers(request: Request) -> Response:
             return error_responses.invalid(
                 "Malformed cursor; pass back a nextCursor as is.", ["cursor"]
             )
-    credential = credential_of(request)
-    if credential is None:
-        return error_responses.unauthorized()
 
     # One more row than asked tells whether there is a next page.
     rows = await state.page_rows(credential, limit + 1, after)
@@ -67,15 +74,14 @@ async def list_workers(request: Request) -> Response:
 
     live = await state.live_fields([row["id"] for row in rows])
     now = now_ms()
-    workers = []
-    for i, row in enumerate(rows):
-        worker = worker_view(
+    workers = [
+        list_item_view(
             row, NO_LIVE_FIELDS if live is None else live[i], caller.user_id, now, state.settings
         )
-        worker.instance = instance_view(row)
-        workers.append(worker)
+        for i, row in enumerate(rows)
+    ]
     headers = degraded_headers(state) if live is None else None
-    return JSON(WorkerPage(workers, next_cursor), headers=headers)
+    return JSON(WorkerListResponse(workers, next_cursor), headers=headers)
 
 
 async def get_worker(request: Request) -> Response:
@@ -99,14 +105,4 @@ async def get_worker(request: Request) -> Response:
         state.settings,
     )  # fmt: skip
     headers = degraded_headers(state) if live is None else None
-    return JSON(WorkerDetail(worker, instance_view(row)), headers=headers)
-
-
-class WorkerPage(msgspec.Struct, gc=False):
-    workers: list[Worker]
-    nextCursor: str | None
-
-
-class WorkerDetail(msgspec.Struct, gc=False):
-    worker: Worker
-    instance: Instance | None
+    return JSON(WorkerResponse(worker, instance_view(row)), headers=headers)

@@ -11,7 +11,7 @@ from ingest.state import IngestState
 from shared.contract import typeid
 from shared.contract.record import DenBeat
 from shared.contract.times import format_ms, now_ms, parse_ms
-from shared.contract.wire import DenHeartbeatResponse, den_decoder, encoder, error_location
+from shared.contract.wire import WorkerHeartbeatResponse, den_decoder, encoder, error_location
 from shared.redis.connect import REDIS_DOWN
 
 ID_MESSAGE = "Expected a Den TypeID with 'wrk_' prefix and a 26-character base32 suffix."
@@ -42,14 +42,6 @@ class DenHeartbeatRoute:
         except (msgspec.DecodeError, RecursionError):
             message = "The request body is not valid JSON."
             return await send_response(send, 400, error_bodies.den_invalid(message, []))
-        sessions = beat.openSessionCount
-        if type(sessions) is float:  # JSON Schema's integer includes 2.0; 2.5 is not one
-            if not sessions.is_integer():
-                invalid = error_bodies.den_invalid(
-                    "Expected `int`, got `float`", ["openSessionCount"]
-                )
-                return await send_response(send, 400, invalid)
-            sessions = int(sessions)
 
         token = bearer(scope) or (header(scope, DEN_TOKEN_HEADER) or b"").decode("latin-1")
         claim = state.verify_token(token) if token else None
@@ -73,7 +65,7 @@ class DenHeartbeatRoute:
                 active = now
         record = DenBeat(
             worker_id, claim.version, heartbeat, active, beat.isActiveRecently,
-            None if sessions is msgspec.UNSET else int(sessions), skew,
+            None if beat.openSessionCount is msgspec.UNSET else beat.openSessionCount, skew,
         )  # fmt: skip
         try:
             result = await state.committer.submit(record)
@@ -86,7 +78,7 @@ class DenHeartbeatRoute:
                 return await send_response(send, 404, error_bodies.DEN_NOT_FOUND)
             return await send_response(send, 401, error_bodies.DEN_UNAUTHORIZED)
         state.metrics.accepted("den")
-        response = DenHeartbeatResponse(
+        response = WorkerHeartbeatResponse(
             ok=True,
             workerId=worker_id,
             isActiveRecently=result.active_recently == b"1",

@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
-from shared.contract.wire import encoder
+from collections.abc import Sequence
+
+from shared.contract.wire import (
+    Error,
+    ErrorDetail,
+    HTTPValidationError,
+    InvalidRequestError,
+    KubiyaError,
+    NotFoundError,
+    UnauthorizedError,
+    ValidationError,
+    encoder,
+)
 
 UNAVAILABLE_MESSAGE = "The heartbeat store is unavailable; the beat was not recorded. Retry later."
+TOO_LARGE_MESSAGE = "The request body is too large."
 
 
-def den_invalid(message: str, path: list[str | int]) -> bytes:
-    return encoder.encode(
-        {"error": "invalid_request", "details": [{"message": message, "path": path}]}
-    )
+def den_invalid(message: str, path: Sequence[str | float]) -> bytes:
+    detail = ErrorDetail(message, list(path))
+    return encoder.encode(InvalidRequestError("invalid_request", [detail]))
 
 
-DEN_UNAUTHORIZED = encoder.encode({"error": "unauthorized"})
-DEN_NOT_FOUND = encoder.encode({"error": "worker_not_found", "message": "Worker not found."})
-DEN_UNAVAILABLE = encoder.encode({"error": "unavailable", "message": UNAVAILABLE_MESSAGE})
-DEN_TOO_LARGE = encoder.encode(
-    {"error": "payload_too_large", "message": "The request body is too large."}
-)
+DEN_UNAUTHORIZED = encoder.encode(UnauthorizedError("unauthorized"))
+DEN_NOT_FOUND = encoder.encode(NotFoundError("worker_not_found", "Worker not found."))
+DEN_UNAVAILABLE = encoder.encode(Error("unavailable", UNAVAILABLE_MESSAGE))
+DEN_TOO_LARGE = encoder.encode(Error("payload_too_large", TOO_LARGE_MESSAGE))
 
 
 def kubiya_invalid(loc: list[str | int], msg: str, kind: str) -> bytes:
-    return encoder.encode({"detail": [{"loc": loc, "msg": msg, "type": kind}]})
+    return encoder.encode(HTTPValidationError([ValidationError(loc, msg, kind)]))
 
 
-KUBIYA_UNAUTHORIZED = encoder.encode({"detail": "Invalid or missing credentials."})
-KUBIYA_NOT_FOUND = encoder.encode({"detail": "Worker not found."})
-KUBIYA_UNAVAILABLE = encoder.encode({"detail": UNAVAILABLE_MESSAGE})
-KUBIYA_TOO_LARGE = encoder.encode({"detail": "The request body is too large."})
+KUBIYA_UNAUTHORIZED = encoder.encode(KubiyaError("Invalid or missing credentials."))
+KUBIYA_NOT_FOUND = encoder.encode(KubiyaError("Worker not found."))
+KUBIYA_UNAVAILABLE = encoder.encode(KubiyaError(UNAVAILABLE_MESSAGE))
+KUBIYA_TOO_LARGE = encoder.encode(KubiyaError(TOO_LARGE_MESSAGE))

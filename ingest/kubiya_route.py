@@ -15,7 +15,7 @@ from shared.contract.record import KubiyaBeat
 from shared.contract.times import now_ms
 from shared.contract.tokens import API_KEY_PREFIX, hash_secret
 from shared.contract.wire import (
-    KubiyaHeartbeat,
+    WorkerHeartbeatRequest,
     encoder,
     error_location,
     is_missing_field,
@@ -32,7 +32,7 @@ BIGINT = 2**63
 NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def unstorable_field(beat: KubiyaHeartbeat, metadata: bytes) -> str | None:
+def unstorable_field(beat: WorkerHeartbeatRequest, metadata: bytes) -> str | None:
     if not -BIGINT <= beat.tasks_processed < BIGINT:
         return "tasks_processed"
     for name in ("status", "environment_name", "current_task_id"):

@@ -1,130 +1,68 @@
-"""The ingest service's OpenAPI document: Den's and Kubiya's heartbeat routes."""
+"""The ingest service's routes for its OpenAPI document: Den's and Kubiya's heartbeats."""
 
 from __future__ import annotations
 
-from shared.contract.typeid import WORKER
-from shared.contract.wire import MAX_SAFE_INTEGER
+from shared.contract.wire import (
+    DenHeartbeat,
+    HTTPValidationError,
+    InvalidRequestError,
+    KubiyaError,
+    NotFoundError,
+    UnauthorizedError,
+    WorkerHeartbeatRequest,
+    WorkerHeartbeatResponse,
+    WorkerId,
+)
 from shared.web.openapi import (
-    BOOLEAN,
-    DATE_TIME,
-    STRING,
+    RETRY_AFTER,
     TOO_LARGE,
     UNAVAILABLE,
+    Operation,
+    Param,
+    Reply,
     Schema,
-    document,
-    json_body,
-    nullable,
-    obj,
-    operational_paths,
-    path_id,
-    ref,
+    build_document,
+    operational_routes,
 )
 
-SCHEMAS: dict[str, Schema] = {
-    "DenHeartbeat": obj(
-        {
-            "sentAt": DATE_TIME,
-            "isActiveRecently": BOOLEAN,
-            "lastActivityAt": nullable(DATE_TIME),
-            "openSessionCount": {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER},
-        },
-        ["isActiveRecently"],
-        description="Client times in the future are clamped to the server's receive time.",
-    ),
-    "WorkerHeartbeatResponse": obj(
-        {
-            "ok": {"type": "boolean", "const": True},
-            "workerId": STRING,
-            "isActiveRecently": BOOLEAN,
-            "openSessionCount": nullable(
-                {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER}
-            ),
-            "lastHeartbeatAt": DATE_TIME,
-            "lastActiveAt": nullable(DATE_TIME),
-        },
-        [
-            "ok",
-            "workerId",
-            "isActiveRecently",
-            "openSessionCount",
-            "lastHeartbeatAt",
-            "lastActiveAt",
-        ],
-    ),
-    "WorkerHeartbeatRequest": obj(
-        {
-            "worker_id": STRING,
-            "environment_name": STRING,
-            "status": {"type": "string", "default": "active"},
-            "tasks_processed": {"type": "integer", "default": 0},
-            "current_task_id": nullable(STRING),
-            "worker_metadata": {"type": "object", "additionalProperties": True, "default": {}},
-        },
-        ["worker_id", "environment_name"],
-    ),
-    "HTTPValidationError": obj(
-        {"detail": {"type": "array", "items": ref("ValidationError")}}, ["detail"]
-    ),
-    "ValidationError": obj(
-        {
-            "loc": {"type": "array", "items": {"anyOf": [STRING, {"type": "integer"}]}},
-            "msg": STRING,
-            "type": STRING,
-        },
-        ["loc", "msg", "type"],
-    ),
-    "KubiyaError": obj({"detail": STRING}, ["detail"]),
-}
-
-DEN_HEARTBEAT: Schema = {
-    "post": {
-        "tags": ["Worker Activity"],
-        "summary": "Record worker heartbeat (Den)",
-        "description": "Acknowledged only once Redis holds the beat; Postgres follows in "
+ROUTES = [
+    Operation(
+        "post", "/v1/workers/{id}/activity-heartbeat", "Worker Activity",
+        "Record worker heartbeat (Den)",
+        description="Acknowledged only once Redis holds the beat; Postgres follows in "
         "batches. `lastHeartbeatAt` and `lastActiveAt` never move backwards.",
-        "operationId": "postV1WorkersByIdActivityHeartbeat",
-        "security": [{"workerBearer": []}, {"denWorkerToken": []}],
-        "parameters": [path_id(WORKER, "worker")],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ref("DenHeartbeat")}},
+        operation_id="postV1WorkersByIdActivityHeartbeat",
+        security=[{"workerBearer": []}, {"denWorkerToken": []}],
+        params=[Param("id", "path", WorkerId, "The worker's id.")],
+        body=DenHeartbeat,
+        replies={
+            200: Reply("Heartbeat recorded.", WorkerHeartbeatResponse),
+            400: Reply("Invalid worker id or body.", InvalidRequestError),
+            401: Reply("Missing, invalid or revoked token.", UnauthorizedError),
+            404: Reply("Unknown or deleted worker.", NotFoundError),
+            413: TOO_LARGE,
+            503: UNAVAILABLE,
         },
-        "responses": {
-            "200": json_body(ref("WorkerHeartbeatResponse"), "Heartbeat recorded."),
-            "400": json_body(ref("InvalidRequestError"), "Invalid worker id or body."),
-            "401": json_body(ref("UnauthorizedError"), "Missing, invalid or revoked token."),
-            "404": json_body(ref("NotFoundError"), "Unknown or deleted worker."),
-            "413": TOO_LARGE,
-            "503": UNAVAILABLE,
-        },
-    }
-}
-
-KUBIYA_ERROR = ref("KubiyaError")
-KUBIYA_HEARTBEAT: Schema = {
-    "post": {
-        "tags": ["Worker Activity"],
-        "summary": "Worker heartbeat (Kubiya)",
-        "description": "Bearer is the worker's heartbeat token (its worker must be `worker_id`) "
+    ),
+    Operation(
+        "post", "/api/v1/workers/heartbeat", "Worker Activity", "Worker heartbeat (Kubiya)",
+        description="Bearer is the worker's heartbeat token (its worker must be `worker_id`) "
         "or an org API key (the worker must belong to that org). Unlike Kubiya, a beat Redis "
         "did not take is answered 503, never 204.",
-        "operationId": "worker_heartbeat_api_v1_workers_heartbeat_post",
-        "security": [{"workerBearer": []}],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ref("WorkerHeartbeatRequest")}},
+        operation_id="worker_heartbeat_api_v1_workers_heartbeat_post",
+        security=[{"workerBearer": []}],
+        body=WorkerHeartbeatRequest,
+        replies={
+            204: Reply("Heartbeat recorded."),
+            401: Reply("Missing or invalid credentials.", KubiyaError),
+            404: Reply("Unknown worker, or not in the API key's org.", KubiyaError),
+            413: Reply("The request body is too large.", KubiyaError),
+            422: Reply("Validation Error", HTTPValidationError),
+            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
         },
-        "responses": {
-            "204": {"description": "Heartbeat recorded."},
-            "401": json_body(KUBIYA_ERROR, "Missing or invalid credentials."),
-            "404": json_body(KUBIYA_ERROR, "Unknown worker, or not in the API key's org."),
-            "413": json_body(KUBIYA_ERROR, "The request body is too large."),
-            "422": json_body(ref("HTTPValidationError"), "Validation Error"),
-            "503": {**json_body(KUBIYA_ERROR, "Redis is unreachable; retry later."),
-                    "headers": UNAVAILABLE["headers"]},
-        },
-    }
-}  # fmt: skip
+    ),
+    *operational_routes("Redis is reachable."),
+]  # fmt: skip
 
 SECURITY: dict[str, Schema] = {
     "workerBearer": {
@@ -138,15 +76,9 @@ SECURITY: dict[str, Schema] = {
 
 
 def ingest_document() -> Schema:
-    paths = {
-        "/v1/workers/{id}/activity-heartbeat": DEN_HEARTBEAT,
-        "/api/v1/workers/heartbeat": KUBIYA_HEARTBEAT,
-        **operational_paths("Redis is reachable."),
-    }
-    return document(
+    return build_document(
         "Heartbeat ingest",
         "Worker heartbeats, Den- and Kubiya-compatible, written to Redis.",
-        paths,
-        SCHEMAS,
+        ROUTES,
         SECURITY,
     )

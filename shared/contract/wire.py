@@ -1,44 +1,95 @@
-"""Wire schemas of the Den and Kubiya heartbeat contracts: the msgspec Struct is the schema."""
+"""Wire bodies of the Den and Kubiya contracts: the msgspec Struct is the schema.
+
+The services decode and encode with these types, and their OpenAPI documents are generated from
+them (`shared.web.openapi`), so a field, a bound or an error body is written down once.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.contract import typeid
 from shared.contract.times import DATE_TIME_PATTERN
 
 MAX_SAFE_INTEGER = 9007199254740991
 
-DateTime = Annotated[str, msgspec.Meta(pattern=DATE_TIME_PATTERN)]
-_SESSION_BOUNDS = msgspec.Meta(ge=0, le=MAX_SAFE_INTEGER)
-SessionCount = Annotated[int, _SESSION_BOUNDS]
+DateTime = Annotated[
+    str, msgspec.Meta(pattern=DATE_TIME_PATTERN, extra_json_schema={"format": "date-time"})
+]
+
+
+def TypeId(prefix: str) -> Any:
+    """The string type of a TypeID with `prefix`: its pattern, lengths and format."""
+    length = len(prefix) + 1 + typeid.SUFFIX_LEN
+    return Annotated[
+        str,
+        msgspec.Meta(
+            min_length=length,
+            max_length=length,
+            pattern=f"^{prefix}_[0-7][{typeid.ALPHABET}]{{{typeid.SUFFIX_LEN - 1}}}$",
+            description=f"TypeID with '{prefix}_' prefix and a 26-character base32 suffix.",
+            extra_json_schema={"format": "typeid"},
+        ),
+    ]
+
+
+WorkerId = TypeId(typeid.WORKER)
+OrgId = TypeId(typeid.ORG)
+UserId = TypeId(typeid.USER)
+ApiKeyId = TypeId(typeid.API_KEY)
+
+
+class SessionCount(int):
+    """`openSessionCount`: an integer as JSON Schema counts them, so 2.0 is one and 2.5 is not,
+    from 0 to MAX_SAFE_INTEGER. Decoded by `decode_hook`; its schema comes from `schema_hook`."""
+
+    SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER}
+
+
+def decode_hook(kind: type, value: Any) -> Any:
+    if kind is SessionCount:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int:
+            raise ValueError(f"Expected `int`, got `{type(value).__name__}`")
+        if not 0 <= value <= MAX_SAFE_INTEGER:
+            bound = ">= 0" if value < 0 else f"<= {MAX_SAFE_INTEGER}"
+            raise ValueError(f"Expected `int` {bound}")
+        return SessionCount(value)
+    raise NotImplementedError(kind)
+
+
+def schema_hook(kind: type) -> dict[str, Any]:
+    if kind is SessionCount:
+        return dict(SessionCount.SCHEMA)
+    raise NotImplementedError(kind)
 
 
 class DenHeartbeat(msgspec.Struct, forbid_unknown_fields=False):
-    """Body of `POST /v1/workers/{id}/activity-heartbeat`."""
+    """Client times in the future are clamped to the server's receive time."""
 
     isActiveRecently: bool
     sentAt: DateTime | msgspec.UnsetType = msgspec.UNSET
     lastActivityAt: DateTime | msgspec.UnsetType | None = msgspec.UNSET
-    # A float is admitted so that 2.0 (an integer to JSON Schema) passes; the route rejects 2.5.
-    openSessionCount: SessionCount | Annotated[float, _SESSION_BOUNDS] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    openSessionCount: SessionCount | msgspec.UnsetType = msgspec.UNSET
 
 
-class DenHeartbeatResponse(msgspec.Struct):
-    ok: bool
+class WorkerHeartbeatResponse(msgspec.Struct, gc=False):
+    """Den's answer to a heartbeat."""
+
+    ok: Literal[True]
     workerId: str
     isActiveRecently: bool
-    openSessionCount: int | None
-    lastHeartbeatAt: str
-    lastActiveAt: str | None
+    openSessionCount: Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)] | None
+    lastHeartbeatAt: DateTime
+    lastActiveAt: DateTime | None
 
 
-class KubiyaHeartbeat(msgspec.Struct, forbid_unknown_fields=False):
-    """Body of `POST /api/v1/workers/heartbeat`."""
+class WorkerHeartbeatRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """Kubiya's heartbeat body."""
 
     worker_id: str
     environment_name: str
@@ -48,8 +99,50 @@ class KubiyaHeartbeat(msgspec.Struct, forbid_unknown_fields=False):
     worker_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-den_decoder = msgspec.json.Decoder(DenHeartbeat)
-kubiya_decoder = msgspec.json.Decoder(KubiyaHeartbeat)
+# Den's error bodies, and ours in the same shape for what Den's contract does not cover.
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    message: str
+    path: list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class InvalidRequestError(msgspec.Struct):
+    error: Literal["invalid_request"]
+    details: list[ErrorDetail]
+
+
+class UnauthorizedError(msgspec.Struct):
+    error: Literal["unauthorized"]
+
+
+class NotFoundError(msgspec.Struct, omit_defaults=True):
+    error: str
+    message: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Error(msgspec.Struct):
+    """What went wrong, as a code and a sentence."""
+
+    error: str
+    message: str
+
+
+# Kubiya's error bodies.
+class ValidationError(msgspec.Struct):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class HTTPValidationError(msgspec.Struct):
+    detail: list[ValidationError]
+
+
+class KubiyaError(msgspec.Struct):
+    detail: str
+
+
+den_decoder = msgspec.json.Decoder(DenHeartbeat, dec_hook=decode_hook)
+kubiya_decoder = msgspec.json.Decoder(WorkerHeartbeatRequest)
 encoder = msgspec.json.Encoder()
 
 _AT = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")
@@ -58,8 +151,7 @@ _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 
 def error_location(err: msgspec.ValidationError) -> tuple[str, list[str | int]]:
     """Split msgspec's message into the bare message and the path of the offending field."""
-    # openSessionCount admits floats only so that 2.0 counts as an integer; say what is wanted.
-    text = str(err).replace("`int | float`", "`int`")
+    text = str(err)
     path: list[str | int] = []
     m = _AT.search(text)
     if m:

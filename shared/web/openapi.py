@@ -1,153 +1,178 @@
-"""OpenAPI 3.1 building blocks: the schemas both services use, and the document around them.
+"""OpenAPI 3.1 documents generated from the msgspec Structs the routes decode and encode, plus
+a small table of routes (`Operation`) per service.
 
-Schemas are plain dicts built here (management bodies come from their msgspec Structs), so the
-description lives next to the code it describes. Each service assembles its own document.
+Component schemas come from `msgspec.json.schema_components`, so a field, a bound or an error
+body is written once, in its Struct; this module only places them into paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.contract.times import DATE_TIME_PATTERN
-from shared.contract.typeid import ALPHABET, SUFFIX_LEN
+from shared.contract.wire import Error, schema_hook
 
 Schema = dict[str, Any]
 VERSION = "0.1.0"
+REF = "#/components/schemas/{name}"
 
 
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+class HealthStatus(msgspec.Struct, omit_defaults=True):
+    status: str
+    message: str | msgspec.UnsetType = msgspec.UNSET
 
 
-def nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
+@dataclass(frozen=True)
+class Reply:
+    """One response of an operation: its body's type (None: no body) and headers."""
+
+    description: str
+    body: Any = None
+    headers: Schema = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
-def typeid(prefix: str) -> Schema:
-    suffix = f"[0-7][{ALPHABET}]{{{SUFFIX_LEN - 1}}}"
-    return {
-        "type": "string",
-        "format": "typeid",
-        "minLength": len(prefix) + 1 + SUFFIX_LEN,
-        "maxLength": len(prefix) + 1 + SUFFIX_LEN,
-        "pattern": f"^{prefix}_{suffix}$",
-        "description": f"TypeID with '{prefix}_' prefix and a 26-character base32 suffix.",
-    }
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" or "query"
+    type: Any
+    description: str = ""
+    required: bool = False
 
 
-DATE_TIME: Schema = {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
-STRING: Schema = {"type": "string"}
-BOOLEAN: Schema = {"type": "boolean"}
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    tag: str
+    summary: str
+    replies: dict[int, Reply]
+    operation_id: str | None = None
+    description: str = ""
+    params: Sequence[Param] = ()
+    body: Any = None  # the request body's type
+    security: list[Schema] | None = None  # None: the document's default
 
 
-def obj(properties: dict[str, Schema], required: Sequence[str] = (), **extra: Any) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def json_body(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def path_id(prefix: str, what: str) -> Schema:
-    return {"in": "path", "name": "id", "required": True, "schema": typeid(prefix),
-            "description": f"The {what}'s id."}  # fmt: skip
-
-
-def struct_schemas(*types: type) -> dict[str, Schema]:
-    """Component schemas of msgspec Structs, the same types the routes decode with."""
-    _, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}"
-    )
-    return components
-
-
-# Den's error bodies, and ours for the failures Den's contract does not cover.
-ERROR_SCHEMAS: dict[str, Schema] = {
-    "InvalidRequestError": obj(
-        {
-            "error": {"type": "string", "const": "invalid_request"},
-            "details": {
-                "type": "array",
-                "items": obj(
-                    {
-                        "message": STRING,
-                        "path": {"type": "array", "items": {"anyOf": [STRING, {"type": "number"}]}},
-                    },
-                    ["message"],
-                ),
-            },
-        },
-        ["error", "details"],
-    ),
-    "UnauthorizedError": obj({"error": {"type": "string", "const": "unauthorized"}}, ["error"]),
-    "NotFoundError": obj({"error": STRING, "message": STRING}, ["error"]),
-    "Error": obj({"error": STRING, "message": STRING}, ["error", "message"]),
-    "HealthStatus": obj({"status": STRING, "message": STRING}, ["status"]),
+RETRY_AFTER: Schema = {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."},
 }
-
-UNAVAILABLE = {
-    **json_body(ref("Error"), "A store is unreachable; nothing was changed. Retry later."),
-    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
-}
-TOO_LARGE = json_body(ref("Error"), "The request body exceeds HB_MAX_BODY_BYTES.")
-
-WORKER_INSTANCE: Schema = nullable(
-    obj(
-        {"provider": STRING, "region": nullable(STRING), "url": nullable(STRING),
-         "status": STRING, "createdAt": DATE_TIME, "updatedAt": DATE_TIME},
-        ["provider", "region", "url", "status", "createdAt", "updatedAt"],
-    )
-)  # fmt: skip
+UNAVAILABLE = Reply("A store is unreachable; nothing was changed. Retry later.", Error, RETRY_AFTER)
+TOO_LARGE = Reply("The request body exceeds HB_MAX_BODY_BYTES.", Error)
 
 
-def operational_paths(ready_description: str) -> dict[str, Schema]:
-    def get(summary: str, responses: dict[str, Schema]) -> Schema:
-        return {"get": {"tags": ["System"], "summary": summary, "security": [],
-                        "responses": responses}}  # fmt: skip
-
-    return {
-        "/health": get("Liveness of the process",
-                       {"200": json_body(ref("HealthStatus"), "The process is up.")}),
-        "/ready": get("Readiness: the stores it needs are reachable", {
-            "200": json_body(ref("HealthStatus"), ready_description),
-            "503": {**json_body(ref("HealthStatus"), "A store is unreachable."),
-                    "headers": UNAVAILABLE["headers"]},
-        }),
-        "/metrics": get("Prometheus metrics", {"200": {
-            "description": "Metrics in the Prometheus text exposition format.",
-            "content": {"text/plain": {"schema": STRING}},
-        }}),
-        "/openapi.json": get("This document", {"200": {
-            "description": "The OpenAPI 3.1 document of this service.",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }}),
-    }  # fmt: skip
+def operational_routes(ready_description: str) -> list[Operation]:
+    """/health, /ready, /metrics and /openapi.json, the same on every service."""
+    text = Annotated[str, msgspec.Meta()]
+    document = Annotated[dict[str, Any], msgspec.Meta()]
+    return [
+        Operation("get", "/health", "System", "Liveness of the process",
+                  {200: Reply("The process is up.", HealthStatus)}, security=[]),
+        Operation("get", "/ready", "System", "Readiness: the stores it needs are reachable", {
+            200: Reply(ready_description, HealthStatus),
+            503: Reply("A store is unreachable.", HealthStatus, RETRY_AFTER),
+        }, security=[]),
+        Operation("get", "/metrics", "System", "Prometheus metrics", {
+            200: Reply("Metrics in the Prometheus text exposition format.", text,
+                       media_type="text/plain"),
+        }, security=[]),
+        Operation("get", "/openapi.json", "System", "This document", {
+            200: Reply("The OpenAPI 3.1 document of this service.", document),
+        }, security=[]),
+    ]  # fmt: skip
 
 
-def document(
+def build_document(
     title: str,
     description: str,
-    paths: dict[str, Schema],
-    schemas: dict[str, Schema],
-    security_schemes: dict[str, Schema],
+    operations: Sequence[Operation],
+    security_schemes: Schema,
 ) -> Schema:
+    """The service's document: `operations` with every type they name as a component."""
+    types: list[Any] = []
+    for op in operations:
+        types += [p.type for p in op.params]
+        types += [op.body] if op.body is not None else []
+        types += [r.body for r in op.replies.values() if r.body is not None]
+    schemas, components = msgspec.json.schema_components(
+        types, schema_hook=schema_hook, ref_template=REF
+    )
+    schema_of = dict(zip(map(_key, types), schemas, strict=True))
+    _typed_enums(components)
+
+    paths: dict[str, Schema] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "description": description, "version": VERSION},
         "paths": paths,
-        "components": {
-            "schemas": {**ERROR_SCHEMAS, **schemas},
-            "securitySchemes": security_schemes,
-        },
+        "components": {"schemas": components, "securitySchemes": security_schemes},
     }
+
+
+_JSON_TYPES = {bool: "boolean", str: "string", int: "integer"}
+
+
+def _typed_enums(node: Any) -> None:
+    """msgspec leaves an enum's type out and writes a one-value Literal as `{"enum": [v]}`;
+    Den's contract (and most readers) spell them `{"type": ..., "enum"|"const": ...}`."""
+    if isinstance(node, dict):
+        enum = node.get("enum")
+        if isinstance(enum, list) and "type" not in node:
+            kinds = {_JSON_TYPES[type(v)] for v in enum}
+            if len(kinds) == 1:
+                node["type"] = kinds.pop()
+                if len(enum) == 1:
+                    node["const"] = node.pop("enum")[0]
+        for value in node.values():
+            _typed_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            _typed_enums(value)
+
+
+def _key(kind: Any) -> str:
+    return repr(kind)  # Annotated types are not all hashable; their repr tells them apart
+
+
+def _operation(op: Operation, schema_of: dict[str, Schema]) -> Schema:
+    out: Schema = {"tags": [op.tag], "summary": op.summary}
+    if op.description:
+        out["description"] = op.description
+    if op.operation_id:
+        out["operationId"] = op.operation_id
+    if op.security is not None:
+        out["security"] = op.security
+    if op.params:
+        out["parameters"] = [_param(p, schema_of[_key(p.type)]) for p in op.params]
+    if op.body is not None:
+        content = {"application/json": {"schema": schema_of[_key(op.body)]}}
+        out["requestBody"] = {"required": True, "content": content}
+    responses: Schema = {}
+    for status, reply in sorted(op.replies.items()):
+        response: Schema = {"description": reply.description}
+        if reply.body is not None:
+            response["content"] = {reply.media_type: {"schema": schema_of[_key(reply.body)]}}
+        if reply.headers:
+            response["headers"] = reply.headers
+        responses[str(status)] = response
+    out["responses"] = responses
+    return out
+
+
+def _param(param: Param, schema: Schema) -> Schema:
+    out: Schema = {"in": param.where, "name": param.name, "required": param.required or
+                   param.where == "path", "schema": schema}  # fmt: skip
+    if param.description:
+        out["description"] = param.description
+    return out
 
 
 def openapi_endpoint(build: Callable[[], Schema]) -> Callable[[Request], Any]:
