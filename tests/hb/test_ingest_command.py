@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hb.embedded import free_port
 from tests.conftest import TOKEN_KEYS, register
+from tests.metrics_text import sample
 
 HB = Path(sys.executable).parent / "hb"
 TOKEN_KEYS_ENV = ",".join(f"{kid}:{secret.decode()}" for kid, secret in TOKEN_KEYS.items())
@@ -25,17 +30,17 @@ def hb_env(**values: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def served_ingest(redis_url: str, settings) -> Iterator[str]:
+@contextmanager
+def running_ingest(redis_url: str, shards: int, workers: int = 1) -> Iterator[str]:
+    """`hb ingest` as its own process group, stopped (with its workers) at the end."""
     port = free_port()
-    env = hb_env(
-        HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(settings.shards)
-    )
+    env = hb_env(HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(shards))
     proc = subprocess.Popen(
-        [str(HB), "ingest", "--port", str(port)],
+        [str(HB), "ingest", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -54,12 +59,21 @@ def served_ingest(redis_url: str, settings) -> Iterator[str]:
             time.sleep(0.05)
         yield base
     finally:
-        proc.terminate()
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def served_ingest(redis_url: str, settings) -> Iterator[str]:
+    with running_ingest(redis_url, settings.shards) as base:
+        yield base
 
 
 async def test_hb_ingest_serves_beats_over_http(served_ingest, redis, settings):
@@ -102,3 +116,37 @@ def test_hb_ingest_with_bad_settings_exits_naming_the_variable(env, variable):
     assert done.returncode != 0
     assert variable in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode() + done.stdout.decode()
+
+
+async def test_metrics_under_several_worker_processes_report_the_sum_of_all(
+    redis_url, redis, settings
+):
+    worker = await register(redis, settings)
+    beats = 40
+    with running_ingest(redis_url, settings.shards, workers=2) as base:
+        auth = {"Authorization": f"Bearer {worker.token}"}
+        for _ in range(beats):  # a new connection each: the kernel hands them to both processes
+            async with httpx.AsyncClient(base_url=base) as client:
+                r = await client.post(
+                    f"/v1/workers/{worker.id}/activity-heartbeat",
+                    json={"isActiveRecently": False},
+                    headers=auth,
+                )
+                assert r.status_code == 200, r.text
+        # Each process folds its counts in within a second; poll, bounded.
+        deadline = time.monotonic() + 30
+        while True:
+            async with httpx.AsyncClient(base_url=base) as client:
+                text = (await client.get("/metrics")).text
+            accepted = sample(text, "hb_beats_accepted_total", contract="den")
+            pids = {
+                s.labels.get("pid")
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "process_resident_memory_bytes"
+            }
+            if (accepted, len(pids)) == (beats, 2) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    assert accepted == beats
+    assert len(pids) == 2  # both processes report, each under its own pid

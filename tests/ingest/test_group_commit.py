@@ -152,3 +152,38 @@ async def test_den_and_kubiya_beats_in_one_batch_are_each_stored(app, client, re
             assert stored[b"hb"] == str(sent + n).encode()
             assert stored[b"osc"] == str(n).encode()
             assert b"ks" not in stored
+
+
+async def test_a_burst_larger_than_the_cap_is_split_into_calls_and_every_beat_answered(
+    redis, settings
+):
+    from ingest.group_commit import GroupCommitter
+    from ingest.state import IngestMetrics
+    from shared.contract.record import DenBeat
+    from shared.redis.pipe import RedisPipe
+
+    workers = [await register(redis, settings) for _ in range(10)]
+    pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
+    committer = GroupCommitter(
+        redis, pipe, shards=settings.shards, persist_interval=60, max_per_call=4,
+        metrics=IngestMetrics(),
+    )  # fmt: skip
+    await redis.execute_command("CONFIG", "RESETSTAT")
+    now = now_ms()
+    try:
+        # Submitted in one step of the event loop: one batch of ten.
+        futures = [
+            committer.submit(DenBeat(w.id, w.version, now, None, False, None, None))
+            for w in workers
+        ]
+        results = await asyncio.gather(*futures)
+    finally:
+        pipe.close()
+
+    assert [r.code for r in results] == [200] * 10
+    assert [int(r.heartbeat_ms) for r in results] == [now] * 10
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 3  # 4 + 4 + 2
+    for worker in workers:
+        stored = await redis.hget(keys.worker_key(worker.id, settings.shards), keys.F_HEARTBEAT)
+        assert stored == str(now).encode()
