@@ -31,10 +31,10 @@ def _resolve(node: Any, document: dict[str, Any]) -> Any:
     return node
 
 
-def assert_operation_covers_seed(ours: dict[str, Any], contract: str) -> None:
+def assert_operation_covers_contract(ours: dict[str, Any], contract: str) -> None:
     """Same path, method, parameters (ours may add optional ones), request fields and status
     codes as the contract, and every response field the contract requires is required by ours.
-    `contract` names a published contract (or its catalogue number, e.g. "000_")."""
+    `contract` names a published contract (a key of `tests.contract_facts.DOCUMENTS`)."""
     theirs = contract_document(contract)
     ((path, item),) = theirs["paths"].items()
     ((method, their_op),) = item.items()
