@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis._parsers.base import BaseParser
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -24,20 +25,30 @@ from shared.redis.keepalive import keepalive_options
 from shared.settings import Settings
 
 
-# What "Redis can't take this now" looks like: unreachable, or refusing writes while it loads,
-# fails over or is out of memory. Anything else (a script error) is a bug and should surface.
+# What "Redis can't take this now" looks like: unreachable, busy with a long script, or refusing
+# writes while it loads, fails over or is out of memory. Anything else (a script error) is a bug
+# and should surface.
 class RedisRefused(RedisError):
-    """A script's write was refused for a passing reason (OOM, read-only replica, loading)."""
+    """A command was refused for a passing reason (busy, OOM, read-only replica, loading)."""
 
 
-# Inside a script Redis reports these as script errors that quote the original error code.
-_REFUSALS = ("-OOM ", "-READONLY ", "-LOADING ", "-MASTERDOWN ", "-TRYAGAIN ", "-CLUSTERDOWN ")
+_CODES = ("BUSY", "OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# A refusal as the reply itself, or quoted (with its dash) inside a script's error.
+_REFUSALS = tuple(f"{code} " for code in _CODES)
+_QUOTED = tuple(f"-{code} " for code in _CODES)
+
+
+# A BUSY reply (a script running past busy-reply-threshold) is as passing as LOADING, which
+# redis-py already maps to a class of its own; without this it is a bare ResponseError.
+BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", RedisRefused)
 
 
 def refusal_or_self(exc: Exception) -> Exception:
-    """A script error that quotes a refusal becomes RedisRefused, so callers treat it as down."""
-    if isinstance(exc, ResponseError) and any(code in str(exc) for code in _REFUSALS):
-        return RedisRefused(str(exc))
+    """An error reply that is a passing refusal becomes RedisRefused, so callers answer 503."""
+    if isinstance(exc, ResponseError) and not isinstance(exc, RedisRefused):
+        text = str(exc)
+        if text.startswith(_REFUSALS) or any(code in text for code in _QUOTED):
+            return RedisRefused(text)
     return exc
 
 
