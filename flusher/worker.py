@@ -6,12 +6,15 @@ happen twice anyway, the claims and the idempotent write make that harmless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
+from arq.worker import run_worker
+from redis.exceptions import RedisError
 
 from flusher.drain import drain_all
 from flusher.persist import create_flusher_pool
@@ -25,6 +28,7 @@ from shared.settings import Settings, load_settings
 log = logging.getLogger("hb.flusher")
 
 UNAVAILABLE = POSTGRES_DOWN + REDIS_DOWN
+PROBE_TIMEOUT = 1.0
 
 
 class Backoff:
@@ -68,10 +72,22 @@ async def _reconcile(ctx: dict[str, Any]) -> None:
     ctx["reconcile_pending"] = False
 
 
+async def stores_answer(ctx: dict[str, Any]) -> bool:
+    """Both stores answer a trivial request within PROBE_TIMEOUT: while backing off, this is
+    what lets a flush run as soon as they are back rather than when the delay runs out."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            await ctx["hot"].ping()
+            await ctx["pool"].fetchval("SELECT 1")
+    except UNAVAILABLE:
+        return False
+    return True
+
+
 async def flush_dirty(ctx: dict[str, Any]) -> int:
     """Persist dirty workers; first rebuild the registry if Redis lost it. Returns rows written."""
     backoff: Backoff = ctx["backoff"]
-    if not backoff.ready():
+    if not backoff.ready() and not await stores_answer(ctx):
         return 0
     try:
         if ctx["reconcile_pending"] or await registry_lost(ctx["hot"]):
@@ -138,6 +154,33 @@ def worker_settings(settings: Settings) -> type:
             "on_shutdown": shutdown,
         },
     )
+
+
+# Seconds before starting arq's worker again after it ended on an error: arq itself gives up on
+# any error of its own Redis connection (a restart, a BUSY reply, a dropped socket).
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0)
+# A worker that ran this long before failing starts its delays from the first again.
+STEADY_SECONDS = 60.0
+
+
+def run_until_stopped(settings: Settings) -> None:
+    """Run the arq worker until a signal stops it, starting it again whenever Redis (or the
+    network) ends it, so flushes and reconciles resume by themselves."""
+    failures = 0
+    while True:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        started = time.monotonic()
+        try:
+            run_worker(worker_settings(settings))
+            return  # a signal stopped it
+        except (RedisError, OSError) as exc:
+            if time.monotonic() - started > STEADY_SECONDS:
+                failures = 0
+            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+            failures += 1
+            log.warning("flusher stopped (%s: %s); starting again in %.1f s",
+                        type(exc).__name__, exc, delay)  # fmt: skip
+            time.sleep(delay)
 
 
 def __getattr__(name: str) -> type:

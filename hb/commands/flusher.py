@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from arq.worker import run_worker
-
-from flusher.worker import worker_settings
+from flusher.worker import run_until_stopped
 from shared.logs import configure_logging
 from shared.settings import load_settings
 
@@ -21,5 +19,5 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     if not args.verbose:  # arq logs each cron run at info: one line every flush interval
         logging.getLogger("arq").setLevel(logging.WARNING)
-    run_worker(worker_settings(settings))
+    run_until_stopped(settings)
     return 0

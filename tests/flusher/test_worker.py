@@ -73,3 +73,26 @@ def test_the_job_queue_can_live_apart_from_the_hot_store():
     same = worker_settings(load_settings({"HB_REDIS_URL": "redis://hot:6379/0"},
                                          require_token_keys=False)).redis_settings  # fmt: skip
     assert (same.host, same.port) == ("hot", 6379)
+
+
+async def test_a_flush_runs_as_soon_as_the_stores_answer_again_despite_the_backoff(
+    ingest, redis, pool, redis_url, database_url
+):
+    from flusher.worker import flush_dirty, shutdown, startup
+
+    settings = make_settings(redis_url, database_url)
+    worker = await add_worker(pool, redis, settings)
+    ctx = {"settings": settings}
+    await startup(ctx)
+    try:
+        for _ in range(7):  # an outage long enough for the delay to reach its ceiling
+            ctx["backoff"].failed()
+        assert not ctx["backoff"].ready()
+        sent = now_ms() - HOUR
+        await den_beat(ingest, worker, sent)
+
+        assert await flush_dirty(ctx) == 1
+        assert (await persisted(pool, worker.id))["last_heartbeat_at"] == sent
+        assert ctx["backoff"].ready()
+    finally:
+        await shutdown(ctx)
