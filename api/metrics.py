@@ -21,8 +21,8 @@ from shared.web.metrics import CONTENT_TYPE
 
 
 async def flush_backlog(state: ApiState) -> tuple[float, int, int, int]:
-    """(seconds since the oldest dirty worker became dirty, dirty workers, claimed workers,
-    rows the flushers persisted so far)."""
+    """(seconds since the oldest worker Postgres is behind on became dirty, dirty workers,
+    claimed workers, rows the flushers persisted so far)."""
     pipe = state.redis.pipeline(transaction=False)
     pipe.get(keys.ROWS_PERSISTED)
     for shard in range(state.settings.shards):
@@ -30,10 +30,12 @@ async def flush_backlog(state: ApiState) -> tuple[float, int, int, int]:
         pipe.zcard(keys.dirty_key(shard))
         pipe.hkeys(keys.claims_key(shard))
     persisted, *replies = await pipe.execute()
-    oldest = min((float(r[0][1]) for r in replies[0::3] if r), default=None)
-    lag = 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
-    claimed = sum(keys.inflight_workers(names) for names in replies[2::3])
-    return lag, sum(replies[1::3]), claimed, int(persisted or 0)
+    claims = [keys.parse_claim_name(name) for names in replies[2::3] for name in names]
+    # Claimed workers are not in Postgres yet either: they count from when they became dirty.
+    since = [float(r[0][1]) for r in replies[0::3] if r]
+    since += [c.dirty_since_ms for c in claims if c.dirty_since_ms is not None]
+    lag = max(0.0, (now_ms() - min(since)) / 1000) if since else 0.0
+    return lag, sum(replies[1::3]), sum(c.workers for c in claims), int(persisted or 0)
 
 
 class _Snapshot(Collector):

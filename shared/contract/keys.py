@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from typing import NamedTuple
 
 # Hash fields of a worker. Short names: a million workers keep them a million times.
 F_ORG = "o"
@@ -70,8 +71,9 @@ def dirty_key(shard: int) -> str:
 def claims_key(shard: int) -> str:
     """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
 
-    A claim's name is "<lease expiry ms>:<workers>"; the expiry is unique among the shard's
-    claims. A flusher acks a claim by deleting its field (HDEL)."""
+    A claim's name is "<lease expiry ms>:<workers>:<dirty since ms>", the last being the oldest
+    dirty score among its workers (claims of earlier versions lack it); the expiry is unique
+    among the shard's claims. A flusher acks a claim by deleting its field (HDEL)."""
     return f"{shard_tag(shard)}:claims"
 
 
@@ -80,7 +82,16 @@ def legacy_inflight_key(shard: int) -> str:
     return f"{shard_tag(shard)}:inflight"
 
 
+class ClaimName(NamedTuple):
+    workers: int
+    dirty_since_ms: int | None  # None for a claim named by an earlier version
+
+
+def parse_claim_name(name: bytes | str) -> ClaimName:
+    parts = (name.decode() if isinstance(name, bytes) else name).split(":")
+    return ClaimName(int(parts[1]), int(parts[2]) if len(parts) > 2 else None)
+
+
 def inflight_workers(claim_names: Iterable[bytes | str]) -> int:
     """How many workers the named claims hold."""
-    names = (n.decode() if isinstance(n, bytes) else n for n in claim_names)
-    return sum(int(name.rpartition(":")[2]) for name in names)
+    return sum(parse_claim_name(name).workers for name in claim_names)

@@ -11,6 +11,6 @@ from shared.redis.lua import LuaScript
 
 def load_script(name: str) -> LuaScript:
     """`scripts/<name>.lua` with each `${FIELD}` replaced by its hash field name (a name that is
-    not in SCRIPT_FIELDS fails here, at import, not in Redis)."""
+    not in SCRIPT_FIELDS fails here, at import, not in Redis); `$$` stands for a dollar sign."""
     source = (resources.files("shared.contract") / "scripts" / f"{name}.lua").read_text()
     return LuaScript(Template(source).substitute(SCRIPT_FIELDS))

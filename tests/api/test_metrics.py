@@ -62,3 +62,18 @@ async def test_workers_claimed_by_a_flusher_are_counted_until_acked(
 
     await ack_claims(redis, claims)
     assert gauge((await api.get("/metrics")).text, "hb_inflight_workers") == 0
+
+
+async def test_the_flush_lag_counts_workers_a_flusher_holds(
+    api: httpx.AsyncClient, redis: Redis, settings: Settings
+) -> None:
+    from flusher.claims import claim_shards
+
+    worker_id = typeid.new_id(typeid.WORKER)
+    shard = keys.shard_of(worker_id, settings.shards)
+    await redis.zadd(keys.dirty_key(shard), {worker_id: now_ms() - 30_000})
+    await claim_shards(redis, [shard], 10, 60)  # a flusher took it and is still writing
+
+    body = (await api.get("/metrics")).text
+    assert gauge(body, "hb_dirty_workers") == 0
+    assert gauge(body, "hb_flush_lag_seconds") >= 30

@@ -93,3 +93,47 @@ async def test_a_claim_carries_kubiya_fields_only_in_the_rows_of_kubiya_workers(
         if kubiya.id.encode() in columns:
             assert columns[kubiya.id.encode()][6:9] == (b"busy", b"3", b"t-9")
     assert sum(len(c) for c in claims) == 4
+
+
+async def scores(redis, shard: int) -> dict[str, float]:
+    return {m.decode(): s for m, s in await redis.zrange(keys.dirty_key(shard), 0, -1,
+                                                           withscores=True)}  # fmt: skip
+
+
+async def test_released_workers_go_back_to_dirty_with_the_age_they_had(ingest, redis, settings):
+    shard, workers = await beaten_workers_of_one_shard(ingest, redis, settings, 3)
+    long_ago = now_ms() - 3_600_000
+    await redis.zadd(keys.dirty_key(shard), {w.id: long_ago for w in workers})
+    [claim] = await claim_shards(redis, [shard], 10, 60)
+
+    await release_claims(redis, [claim])
+
+    assert await scores(redis, shard) == {w.id: long_ago for w in workers}
+
+
+async def test_workers_of_an_expired_lease_go_back_with_the_age_they_had(ingest, redis, settings):
+    shard, workers = await beaten_workers_of_one_shard(ingest, redis, settings, 3)
+    long_ago = now_ms() - 3_600_000
+    await redis.zadd(keys.dirty_key(shard), {w.id: long_ago for w in workers})
+    at = now_ms()
+    await claim_shards(redis, [shard], 10, 1, now=at)  # leased for one second, never acked
+
+    [again] = await claim_shards(redis, [shard], 10, 60, now=at + 2_000)
+
+    assert keys.parse_claim_name(again.name).dirty_since_ms == long_ago
+    assert len(again) == 3
+
+
+async def test_a_claim_named_by_an_earlier_version_still_expires_into_dirty(
+    ingest, redis, settings
+):
+    shard, workers = await beaten_workers_of_one_shard(ingest, redis, settings, 2)
+    await redis.delete(keys.dirty_key(shard))
+    at = now_ms()
+    await redis.hset(keys.claims_key(shard), f"{at - 1}:2", " ".join(w.id for w in workers))
+    assert keys.inflight_workers(await redis.hkeys(keys.claims_key(shard))) == 2
+
+    [claim] = await claim_shards(redis, [shard], 10, 60, now=at)
+
+    assert {i.decode() for i in claim.live.ids} == {w.id for w in workers}
+    assert keys.parse_claim_name(claim.name).dirty_since_ms == at  # its age was not recorded

@@ -1,7 +1,7 @@
 -- Claims up to a limit of a shard's dirty workers under a lease.
 -- KEYS: dirty set, claims hash. ARGV: now ms, lease ms, how many, worker key prefix.
 -- Claims whose lease expired go back to dirty first, so a flusher that died between claim and
--- ack loses nothing. A claim is one field of the claims hash (see `keys.claims_key`), not one
+-- ack loses nothing. A claim is named "<lease expiry>:<workers>:<oldest dirty since>" (ms). A claim is one field of the claims hash (see `keys.claims_key`), not one
 -- entry per worker: recording, acking and releasing it cost the same however many it holds.
 -- Returns nothing when no worker is dirty, else the claim's name and then column by column: the
 -- worker ids, then per Den field of LIVE_FIELDS one value per worker ('' = missing), then per
@@ -12,10 +12,15 @@
 local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
 local taken = {}
 for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
-  local expiry = tonumber(string.match(name, '^%d+'))
+  local expiry, since = string.match(name, '^(%d+):%d+:?(%d*)$$')
+  expiry = tonumber(expiry)
   if expiry <= now then
+    -- Back with the age they had (LT keeps an older score a worker may have meanwhile), so the
+    -- flush lag stays the age of the oldest beat Postgres lacks. Claims named before the age
+    -- was recorded go back as new.
+    local score = tonumber(since) or now
     for id in string.gmatch(redis.call('HGET', KEYS[2], name), '%S+') do
-      redis.call('ZADD', KEYS[1], 'NX', now, id)
+      redis.call('ZADD', KEYS[1], 'LT', score, id)
     end
     redis.call('HDEL', KEYS[2], name)
   else
@@ -24,10 +29,11 @@ for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
 end
 local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
 if #ids == 0 then return {} end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #ids - 1)
 local expiry = now + tonumber(ARGV[2])
 while taken[expiry] do expiry = expiry + 1 end
-local name = tostring(expiry) .. ':' .. #ids
+local name = tostring(expiry) .. ':' .. #ids .. ':' .. oldest
 redis.call('HSET', KEYS[2], name, table.concat(ids, ' '))
 local hb, act, iar, osc, skew, kubiya = {}, {}, {}, {}, {}, {}
 for i = 1, #ids do
