@@ -74,6 +74,8 @@ class GroupCommitter:
 
     def _start_write(self) -> None:
         batch, self._pending, self._scheduled = self._pending, [], False
+        if not batch:  # answered meanwhile (see `_write`)
+            return
         task = asyncio.get_running_loop().create_task(self._write(batch))
         self._tasks.add(task)
         task.add_done_callback(self._write_done)
@@ -113,7 +115,10 @@ class GroupCommitter:
         try:
             replies = await self._run(packed)
         except Exception as exc:
-            for _, future in batch:
+            # Redis failed this write (down, stalled past the timeout). The beats queued behind
+            # it would meet the same Redis and wait out another timeout: answer them now too.
+            waiting, self._pending = self._pending, []
+            for _, future in (*batch, *waiting):
                 if not future.done():
                     future.set_exception(exc)
             return

@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from ingest.app import create_app
-from shared.contract import keys, registry
+from shared.contract import keys, registry, typeid
 from shared.contract.times import format_ms, now_ms
 from shared.settings import Settings
 from tests.conftest import asgi_client, register
@@ -187,3 +187,54 @@ async def test_a_burst_larger_than_the_cap_is_split_into_calls_and_every_beat_an
     for worker in workers:
         stored = await redis.hget(keys.worker_key(worker.id, settings.shards), keys.F_HEARTBEAT)
         assert stored == str(now).encode()
+
+
+async def test_beats_queued_behind_a_stalled_redis_are_answered_with_the_failed_write(
+    redis, settings, tmp_path
+):
+    """With both writes in flight stuck on a Redis that stopped answering, a beat queued behind
+    them fails when they do, instead of waiting out its own timeout on the same Redis."""
+    import os
+    import signal
+
+    from hb.embedded import EmbeddedRedis
+    from ingest.group_commit import GroupCommitter
+    from ingest.state import IngestMetrics
+    from shared.contract.record import DenBeat
+    from shared.redis.connect import REDIS_DOWN
+    from shared.redis.pipe import RedisPipe
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    assert server.proc is not None
+    pipe = RedisPipe(server.url, timeout=0.5)
+    committer = GroupCommitter(
+        redis, pipe, shards=settings.shards, persist_interval=60, max_per_call=256,
+        metrics=IngestMetrics(),
+    )  # fmt: skip
+    writes = 0
+    real = committer._call_many
+
+    async def counted(*args):
+        nonlocal writes
+        writes += 1
+        return await real(*args)
+
+    committer._call_many = counted  # type: ignore[method-assign]
+    beat = DenBeat(typeid.new_id(typeid.WORKER), 1, now_ms(), None, False, None, None)
+    try:
+        await pipe.call_many(b"*1\r\n$4\r\nPING\r\n", 1)  # connected before the stall
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        first = committer.submit(beat)
+        await asyncio.sleep(0)  # the first write starts
+        second = committer.submit(beat)
+        await asyncio.sleep(0)  # the second write starts: both slots are busy
+        queued = committer.submit(beat)
+        outcomes = await asyncio.gather(first, second, queued, return_exceptions=True)
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        pipe.close()
+        server.stop()
+
+    assert all(isinstance(o, REDIS_DOWN) for o in outcomes), outcomes
+    assert writes == 2  # the queued beat never waited on a write of its own
