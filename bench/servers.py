@@ -23,7 +23,7 @@ import httpx
 from hb.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 from shared.postgres.migrate import migrate
 from shared.settings import Settings, parse_token_keys
-from shared.web.http_protocol import PROTOCOL_PATH
+from shared.web.server_limits import PROTOCOL_PATH
 
 # The benchmark's own signing key: tokens are minted and verified only inside one bench run.
 TOKEN_KEYS = "b1:bench-signing-key-0123456789abcdef"

@@ -11,8 +11,8 @@ import uvicorn
 
 from shared.logs import configure_logging
 from shared.settings import load_settings
-from shared.web.http_protocol import PROTOCOL_PATH
 from shared.web.metrics import MULTIPROCESS_DIR
+from shared.web.server_limits import PROTOCOL_PATH
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, port: int) -> None:
@@ -23,7 +23,8 @@ def add_server_arguments(parser: argparse.ArgumentParser, port: int) -> None:
 
 def serve(app: str, args: argparse.Namespace, **uvicorn_options: Any) -> int:
     """Validate the settings (a bad variable fails here, by name), then run uvicorn with uvloop
-    and httptools (each response sent in one write), JSON-line logs and no access log."""
+    and httptools (each response sent in one write, within the server limits), JSON-line logs
+    and no access log."""
     settings = load_settings()
     configure_logging(settings.log_level)
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
@@ -33,6 +34,8 @@ def serve(app: str, args: argparse.Namespace, **uvicorn_options: Any) -> int:
         os.environ[MULTIPROCESS_DIR] = metrics_dir.name
     uvicorn.run(
         app, host=args.host, port=args.port, workers=args.workers, loop="uvloop",
-        http=PROTOCOL_PATH, access_log=False, log_config=None, **uvicorn_options,
+        http=PROTOCOL_PATH, access_log=False, log_config=None,
+        # uvicorn answers 503 once its open connections reach the limit, the new one included.
+        limit_concurrency=settings.max_connections + 1, **uvicorn_options,
     )  # fmt: skip
     return 0

@@ -86,6 +86,9 @@ class Settings:
     reconcile_interval: float = 300.0
     apikey_cache_ttl: float = 10.0
     max_body_bytes: int = 65536
+    max_header_bytes: int = 16384
+    request_timeout: float = 10.0
+    max_connections: int = 1024
     redis_timeout: float = 2.0
     retry_after: int = 1
     log_level: str = "info"
@@ -97,9 +100,12 @@ class Settings:
 
 _SECONDS = {
     "heartbeat_interval", "stale_after", "offline_after", "persist_interval", "flush_interval",
-    "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout",
+    "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout", "request_timeout",
 }  # fmt: skip
-_INTS = {"shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "retry_after"}
+_INTS = {
+    "shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "max_header_bytes",
+    "max_connections", "retry_after",
+}  # fmt: skip
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 # Liveness grace in heartbeat intervals when not set: a GC pause or a deploy must not flap a worker.
 STALE_AFTER_BEATS = 2.5

@@ -31,10 +31,12 @@ def hb_env(**values: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_ingest(redis_url: str, shards: int, workers: int = 1) -> Iterator[str]:
-    """`hb ingest` as its own process group, stopped (with its workers) at the end."""
+def running_ingest(redis_url: str, shards: int, workers: int = 1, **settings: str) -> Iterator[str]:
+    """`hb ingest` as its own process group (with HB_* `settings`), stopped with its workers."""
     port = free_port()
-    env = hb_env(HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(shards))
+    env = hb_env(
+        HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(shards), **settings
+    )
     proc = subprocess.Popen(
         [str(HB), "ingest", "--port", str(port), "--workers", str(workers)],
         env=env,
