@@ -13,7 +13,6 @@ from redis.exceptions import (
     MasterDownError,
     OutOfMemoryError,
     ReadOnlyError,
-    RedisError,
     ResponseError,
     TryAgainError,
 )
@@ -28,8 +27,10 @@ from shared.settings import Settings
 # What "Redis can't take this now" looks like: unreachable, busy with a long script, or refusing
 # writes while it loads, fails over or is out of memory. Anything else (a script error) is a bug
 # and should surface.
-class RedisRefused(RedisError):
-    """A command was refused for a passing reason (busy, OOM, read-only replica, loading)."""
+class RedisRefused(ResponseError):
+    """A command was refused for a passing reason (busy, OOM, read-only replica, loading).
+
+    A ResponseError, because redis-py raises only those of the error replies it parses."""
 
 
 _CODES = ("BUSY", "OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")

@@ -69,3 +69,19 @@ async def test_beats_get_503_with_retry_after_while_redis_runs_a_long_script(
         headers=auth,
     )
     assert kubiya.status_code == 503
+
+
+async def test_redis_py_raises_the_refusal_instead_of_returning_it(redis, busy_redis):
+    """redis-py raises only ResponseErrors among parsed error replies; any other class would
+    come back as the command's value (arq then crashed on it)."""
+    from shared.redis.connect import REDIS_DOWN
+
+    for _ in range(200):  # until the script is past the busy threshold
+        try:
+            value = await redis.get("anything")
+        except REDIS_DOWN:
+            break
+        assert value is None
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("Redis never answered BUSY")

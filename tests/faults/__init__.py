@@ -1,0 +1,1 @@
+"""Fault scenarios: the services as real processes on their own Redis and Postgres, under load."""
