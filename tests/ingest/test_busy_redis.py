@@ -45,10 +45,14 @@ def _spin(client: sync_redis.Redis) -> None:
         client.eval(SPIN, 0)
 
 
+@pytest.fixture
+async def worker(redis, settings):
+    return await register(redis, settings)
+
+
 async def test_beats_get_503_with_retry_after_while_redis_runs_a_long_script(
-    ingest, redis, settings, busy_redis
+    ingest, settings, worker, busy_redis
 ):
-    worker = await register(redis, settings)
     auth = {"Authorization": f"Bearer {worker.token}"}
     den = f"/v1/workers/{worker.id}/activity-heartbeat"
     statuses: set[int] = set()
