@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import api_keys, error_responses, metrics, workers_manage, workers_read
+from api import api_keys, error_responses, metrics, sessions, workers_manage, workers_read
 from api.openapi_routes import api_document
 from api.state import ApiState
 from shared.logs import RequestIdMiddleware
 from shared.postgres.pool import POSTGRES_DOWN
 from shared.redis.connect import REDIS_DOWN
 from shared.settings import Settings, load_settings
+from shared.tracing import TracingMiddleware, start_tracing, stop_tracing
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.openapi import openapi_endpoint
 
@@ -28,12 +29,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await state.start(settings or load_settings())
+        loaded = settings or load_settings()
+        traced = start_tracing(loaded, "hb-api")
+        await state.start(loaded)
         app.state.api = state
         try:
             yield
         finally:
             await state.stop()
+            if traced:
+                stop_tracing()
 
     async def postgres_down(request: Request, exc: Exception) -> Response:
         return error_responses.postgres_unavailable(state.settings.retry_after)
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/api-keys", api_keys.list_api_keys, methods=["GET"]),
         Route("/v1/api-keys", api_keys.create_api_key, methods=["POST"]),
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),
+        Route("/v1/session", sessions.end_session, methods=["DELETE"]),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics.metrics_endpoint),
@@ -83,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=handlers,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(TracingMiddleware), Middleware(RequestIdMiddleware)],
     )
 
 

@@ -14,10 +14,12 @@ from starlette.requests import Request
 
 from shared.contract.tokens import hash_secret
 
+# A session counts only while it is unexpired, unrevoked and its user still a member of its org.
 CALLER = """
 WITH caller AS (
-    SELECT org_id, user_id FROM sessions
-     WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    SELECT s.org_id, s.user_id FROM sessions s
+      JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+     WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
     UNION ALL
     SELECT org_id, NULL FROM api_keys WHERE key_hash = $2 AND revoked_at IS NULL
     LIMIT 1

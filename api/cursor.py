@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ from shared.contract import typeid
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MICROS = re.compile(r"[0-9]{1,18}")
 
 
 class Cursor(NamedTuple):
@@ -37,7 +39,8 @@ def decode_cursor(text: str) -> Cursor:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise MalformedCursor from None
     micros, _, worker_id = raw.partition(".")
-    if not micros.isdigit() or len(micros) > 18 or not typeid.is_valid(worker_id, typeid.WORKER):
+    # ASCII digits only: str.isdigit also takes superscript two, which int() then refuses.
+    if not _MICROS.fullmatch(micros) or not typeid.is_valid(worker_id, typeid.WORKER):
         raise MalformedCursor
     try:
         return Cursor(_EPOCH + int(micros) * _MICROSECOND, worker_id)

@@ -89,17 +89,32 @@ async def add_membership(
     )  # fmt: skip
 
 
-async def create_session(
-    pool: asyncpg.Pool, user_id: str, org_id: str, ttl: timedelta | None = None
-) -> str:
-    """A session token for `user_id` acting in `org_id`; only its hash is stored."""
+class NotAMember(ValueError):
+    """A session was asked for a user who is not a member of the organization."""
+
+
+async def create_session(pool: asyncpg.Pool, user_id: str, org_id: str, ttl: timedelta) -> str:
+    """A session token for `user_id`, a member of `org_id`, valid for `ttl`; only its hash is
+    stored."""
     token = new_session_token()
-    expires = datetime.now(UTC) + ttl if ttl is not None else None
-    await pool.execute(
-        "INSERT INTO sessions (token_hash, user_id, org_id, expires_at) VALUES ($1, $2, $3, $4)",
-        hash_secret(token), user_id, org_id, expires,
+    status = await pool.execute(
+        "INSERT INTO sessions (token_hash, user_id, org_id, expires_at)"
+        " SELECT $1, $2, $3, $4 WHERE EXISTS"
+        " (SELECT 1 FROM memberships WHERE org_id = $3 AND user_id = $2)",
+        hash_secret(token), user_id, org_id, datetime.now(UTC) + ttl,
     )  # fmt: skip
+    if status == "INSERT 0 0":
+        raise NotAMember(f"user {user_id} is not a member of organization {org_id}")
     return token
+
+
+async def revoke_session(pool: asyncpg.Pool, token_hash: str) -> bool:
+    """End a session at once; False when there was no live one."""
+    status = await pool.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+        token_hash,
+    )
+    return bool(status != "UPDATE 0")
 
 
 async def create_api_key(
@@ -189,6 +204,16 @@ async def rotate_worker_token(
         registry.register_worker(redis, settings.shards, worker_id, org_id, version),
         f"token rotation of {worker_id}",
     )
+    # A deletion committed after the UPDATE above may have removed the registry entry before
+    # it was written again just now, which would bring the worker back until the next
+    # reconcile. Its Postgres row says so: remove the entry again. (A deletion committed after
+    # this read removes the entry itself, later than the write above.)
+    if await pool.fetchval("SELECT deleted_at IS NOT NULL FROM workers WHERE id = $1", worker_id):
+        await sync_registry(
+            registry.unregister_worker(redis, settings.shards, worker_id),
+            f"deletion of {worker_id}",
+        )
+        return None
     return RotatedToken(heartbeat_token(settings, worker_id, version), version, synced)
 
 

@@ -120,6 +120,11 @@ ROUTES = [
         403: FORBIDDEN,
         404: Reply("No such live key in the org.", NotFoundError),
     }, SESSION, params=[Param("id", "path", ApiKeyId, "The API key's id.")]),
+    _op("delete", "/v1/session", "Sessions", "End the caller's session", "deleteV1Session", {
+        204: Reply("Ended: the token is refused from now on."),
+        401: UNAUTHORIZED,
+        403: Reply("An API key has no session to end.", Error),
+    }, SESSION),
     *operational_routes("Postgres and Redis are reachable."),
 ]  # fmt: skip
 

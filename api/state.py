@@ -17,6 +17,7 @@ from api.worker_view import LiveFields, read_live_fields
 from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
+from shared.tracing import span
 from shared.web.metrics import ServiceMetrics
 
 log = logging.getLogger("hb.api")
@@ -106,6 +107,10 @@ class ApiState:
 
     async def read(self, fetch: Callable[..., Awaitable[T]], *args: Any) -> T:
         """One read statement on a kept connection (raises POSTGRES_DOWN)."""
+        with span(fetch.__name__, store="postgres"):  # the wait for a connection included
+            return await self._read(fetch, *args)
+
+    async def _read(self, fetch: Callable[..., Awaitable[T]], *args: Any) -> T:
         async with self._postgres_slots:
             if self._kept:
                 conn = self._kept.pop()
@@ -134,11 +139,14 @@ class ApiState:
     async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
         try:
-            if self.pipe is not None:
-                fields = await read_live_fields(self.pipe, self.settings.shards, worker_ids)
-            else:
-                async with self._read_slots:
-                    fields = await read_live_fields(self.redis, self.settings.shards, worker_ids)
+            with span("HMGET", {"hb.workers": len(worker_ids)}, store="redis"):
+                if self.pipe is not None:
+                    fields = await read_live_fields(self.pipe, self.settings.shards, worker_ids)
+                else:
+                    async with self._read_slots:
+                        fields = await read_live_fields(
+                            self.redis, self.settings.shards, worker_ids
+                        )
         except REDIS_DOWN as exc:
             if not self._redis_down:
                 log.warning("Redis unreachable (%s); serving durable heartbeat data only", exc)

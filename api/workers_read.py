@@ -25,7 +25,7 @@ from shared.contract.times import now_ms
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
-_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII: \d also matches "١", a digit to int()
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII: \d also matches Arabic-Indic digits
 
 DEGRADED_HEADER = "X-Heartbeat-Data"
 

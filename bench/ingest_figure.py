@@ -22,6 +22,9 @@ from shared.settings import Settings
 
 ROUTE = "/v1/workers/{id}/activity-heartbeat"
 BODY = '{"isActiveRecently":true,"openSessionCount":1}'
+REFERENCE, INGEST = "a: bare Starlette, 204", "b: ingest app + Redis"
+UNTRACED = "c: ingest, tracing hooks taken out"
+TRACED = "d: ingest, tracing on"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +35,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--shards", type=int, default=Settings.shards, help="HB_SHARDS")
+    parser.add_argument(
+        "--tracing-off-reference",
+        action="store_true",
+        help="also run (c) ingest with its tracing hooks taken out, and report b/c: what "
+        "tracing costs while it is off",
+    )
+    parser.add_argument(
+        "--tracing-on-ratio",
+        type=float,
+        metavar="R",
+        help="also run (d) ingest with tracing on, tracing a share R of beats (spans dropped, "
+        "not sent), and report d/b",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     load.wrk_binary()  # before starting anything: a missing wrk says how to install it
-    budget = 120 + 2 * (args.runs * args.seconds + args.warmup + 5)
+    extra = int(args.tracing_off_reference) + int(args.tracing_on_ratio is not None)
+    budget = 120 + (2 + extra) * (args.runs * args.seconds + args.warmup + 5)
     with time_limit(budget), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
         redis_url = stack.enter_context(embedded_redis(directory)).url
@@ -47,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
         env = server_env(redis_url, HB_SHARDS=str(args.shards))
         apps = {
-            "a: bare Starlette, 204": stack.enter_context(uvicorn("bench.reference_app:app", env)),
-            "b: ingest app + Redis": stack.enter_context(uvicorn("ingest.app:app", env)),
+            REFERENCE: stack.enter_context(uvicorn("bench.reference_app:app", env)),
+            INGEST: stack.enter_context(uvicorn("ingest.app:app", env)),
         }
+        if args.tracing_off_reference:
+            apps[UNTRACED] = stack.enter_context(uvicorn("bench.untraced_ingest:app", env))
+        if args.tracing_on_ratio is not None:
+            traced_env = {**env, "HB_TRACE_SAMPLE_RATIO": str(args.tracing_on_ratio)}
+            apps[TRACED] = stack.enter_context(uvicorn("bench.traced_ingest:app", traced_env))
 
         def hit(name: str, seconds: int) -> load.LoadResult:
             return load.run_wrk(
@@ -73,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             report.median([r.p99_ms for r in runs]),
             sum(r.non2xx + r.socket_errors for r in runs),
         ])  # fmt: skip
-    reference, ingest = (results[name] for name in apps)
+    reference, ingest = results[REFERENCE], results[INGEST]
     ratios = [b.requests_per_s / a.requests_per_s for a, b in zip(reference, ingest, strict=True)]
     ratio = report.median([r.requests_per_s for r in ingest]) / report.median(
         [r.requests_per_s for r in reference]
@@ -86,9 +108,22 @@ def run(args: argparse.Namespace) -> int:
         rows,
     )
     print("per-run ratios b/a: " + ", ".join(f"{r:.2f}" for r in ratios))
+    if UNTRACED in results:
+        _print_ratio("tracing off: b / c (hooks taken out)", ingest, results[UNTRACED])
+    if TRACED in results:
+        _print_ratio(f"tracing on at {args.tracing_on_ratio:g}: d / b", results[TRACED], ingest)
     print(f"workers whose beat Redis holds: {stored:,} of {args.workers:,}")
     print(report.NOISE_NOTE)
     return 0
+
+
+def _print_ratio(label: str, runs: list[load.LoadResult], against: list[load.LoadResult]) -> None:
+    """The ratio of the median rates and each run's (the two ran alternately, run by run)."""
+    median = report.median([r.requests_per_s for r in runs]) / report.median(
+        [r.requests_per_s for r in against]
+    )
+    each = [r.requests_per_s / a.requests_per_s for r, a in zip(runs, against, strict=True)]
+    print(f"{label}: {median:.3f} (per run {', '.join(f'{r:.3f}' for r in each)})")
 
 
 def _workers_with_a_beat(redis_url: str, worker_ids: list[str], shards: int) -> int:

@@ -21,6 +21,7 @@ from shared.contract.claims import (
 )
 from shared.contract.times import now_ms
 from shared.redis.lua import run_pipelined
+from shared.tracing import span
 
 
 async def claim_shards(
@@ -32,8 +33,12 @@ async def claim_shards(
     shard_list = list(shards)
     at = now_ms() if now is None else now
     calls = [claim_call(s, at, int(lease * 1000), limit) for s in shard_list]
-    replies = await run_pipelined(redis, CLAIM_DIRTY, calls)
-    return [parse_claim(s, reply) for s, reply in zip(shard_list, replies, strict=True)]
+    with span("claim_dirty", store="redis") as claiming:
+        replies = await run_pipelined(redis, CLAIM_DIRTY, calls)
+        claims = [parse_claim(s, reply) for s, reply in zip(shard_list, replies, strict=True)]
+        claiming.set_attribute("hb.shards", len(shard_list))
+        claiming.set_attribute("hb.workers", sum(len(c) for c in claims))
+    return claims
 
 
 async def claim_dirty(redis: Redis, shard: int, limit: int, lease: float) -> Claim:
@@ -48,7 +53,8 @@ async def ack_claims(redis: Redis, claims: Sequence[Claim]) -> None:
         pipe = redis.pipeline(transaction=False)
         for c in held:
             pipe.execute_command(*ack_command(c))
-        await pipe.execute()
+        with span("HDEL", {"hb.claims": len(held)}, store="redis"):
+            await pipe.execute()
 
 
 async def release_claims(redis: Redis, claims: Sequence[Claim]) -> None:
@@ -56,4 +62,5 @@ async def release_claims(redis: Redis, claims: Sequence[Claim]) -> None:
     now = now_ms()
     calls = [release_call(c, now) for c in claims if len(c)]
     if calls:
-        await run_pipelined(redis, RELEASE_CLAIM, calls)
+        with span("release_claim", {"hb.claims": len(calls)}, store="redis"):
+            await run_pipelined(redis, RELEASE_CLAIM, calls)

@@ -16,6 +16,7 @@ import asyncpg
 from flusher.pg_arrays import array_literal
 from shared.contract.claims import DEN_WIDTH, KUBIYA_WIDTH, LiveColumns
 from shared.postgres.pool import create_pool
+from shared.tracing import traced
 
 log = logging.getLogger("hb.flusher")
 
@@ -31,6 +32,8 @@ _COLUMNS = (
     ("km", "text", True),
 )  # fmt: skip
 
+# A newer beat's missing session count or activity flag means "not reported, keep the stored
+# one"; a missing skew means the newest beat observed none (no client time), so it clears it.
 _SET_DEN = f"""
     last_heartbeat_at = GREATEST(w.last_heartbeat_at, b.hb),
     last_active_at = GREATEST(w.last_active_at, b.act),
@@ -38,8 +41,7 @@ _SET_DEN = f"""
         THEN COALESCE(b.iar, w.is_active_recently) ELSE w.is_active_recently END,
     open_session_count = CASE WHEN {_NEWER}
         THEN COALESCE(b.osc, w.open_session_count) ELSE w.open_session_count END,
-    clock_skew_ms = CASE WHEN {_NEWER}
-        THEN COALESCE(b.skew, w.clock_skew_ms) ELSE w.clock_skew_ms END,"""
+    clock_skew_ms = CASE WHEN {_NEWER} THEN b.skew ELSE w.clock_skew_ms END,"""
 
 _SET_KUBIYA = f"""
     reported_status = CASE WHEN {_KUBIYA} THEN b.ks ELSE w.reported_status END,
@@ -97,6 +99,7 @@ async def create_flusher_pool(
 _DEADLOCK_RETRIES = 3
 
 
+@traced("UPDATE workers", store="postgres")
 async def persist_batch(pool: asyncpg.Pool, live: LiveColumns) -> int:
     """Write one chunk of workers' hot fields; returns the rows Postgres updated (deleted or
     unknown workers and beats older than what Postgres holds are not written).

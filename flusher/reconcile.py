@@ -96,7 +96,7 @@ async def reconcile_registry(
     deleted = await _remove_deleted_workers(redis, pool, settings.shards, batch)
     keys, removed = await _sync_api_keys(redis, pool)
     legacy = await _return_legacy_claims(redis, settings.shards)
-    await registry.mark_synced(redis)
+    await registry.mark_synced(redis, settings.shards)
     result = Reconciled(workers, deleted, keys, removed, legacy)
     log.info("registry reconciled from Postgres: %s", result)
     return result

@@ -24,6 +24,7 @@ from shared.contract.registry import registry_lost
 from shared.postgres.pool import POSTGRES_DOWN
 from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
+from shared.tracing import span, start_tracing, stop_tracing
 
 log = logging.getLogger("hb.flusher")
 
@@ -53,6 +54,7 @@ class Backoff:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    ctx["traced"] = start_tracing(settings, "hb-flusher")
     ctx["hot"] = connect_redis(settings, max_connections=16)
     # min_size=0: the worker starts (and keeps ingest's backlog in Redis) while Postgres is down.
     ctx["pool"] = await create_flusher_pool(settings.database_url, min_size=0)
@@ -65,10 +67,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["pool"].close()
     if "hot" in ctx:
         await ctx["hot"].aclose()
+    if ctx.get("traced"):
+        stop_tracing()
 
 
 async def _reconcile(ctx: dict[str, Any]) -> None:
-    await reconcile_registry(ctx["hot"], ctx["pool"], ctx["settings"])
+    with span("reconcile"):
+        await reconcile_registry(ctx["hot"], ctx["pool"], ctx["settings"])
     ctx["reconcile_pending"] = False
 
 
@@ -90,11 +95,15 @@ async def flush_dirty(ctx: dict[str, Any]) -> int:
     if not backoff.ready() and not await stores_answer(ctx):
         return 0
     try:
-        if ctx["reconcile_pending"] or await registry_lost(ctx["hot"]):
-            await _reconcile(ctx)
-        written = await drain_all(ctx["hot"], ctx["pool"], ctx["settings"])
-        if written:
-            await ctx["hot"].incrby(keys.ROWS_PERSISTED, written)
+        # A span per run that reaches the stores (not per run skipped while backing off); an
+        # exception leaving it is recorded on it before the backoff below takes it.
+        with span("flush_dirty") as run:
+            if ctx["reconcile_pending"] or await registry_lost(ctx["hot"], ctx["settings"].shards):
+                await _reconcile(ctx)
+            written = await drain_all(ctx["hot"], ctx["pool"], ctx["settings"])
+            if written:
+                await ctx["hot"].incrby(keys.ROWS_PERSISTED, written)
+            run.set_attribute("hb.rows_written", written)
     except UNAVAILABLE as exc:
         delay = backoff.failed()
         log.warning("flush failed (%s: %s); dirty workers stay in Redis, retrying in %.0f s",

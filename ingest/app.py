@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,16 +20,23 @@ from ingest.den_route import DenHeartbeatRoute
 from ingest.kubiya_route import KubiyaHeartbeatRoute
 from ingest.openapi_routes import ingest_document
 from ingest.state import IngestState
+from ingest.traced import SampledRoute, TracedGroupCommitter
+from shared.contract import keys
 from shared.contract.wire import encoder
 from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
+from shared.tracing import active_tracer, start_tracing, stop_tracing
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.metrics import CONTENT_TYPE
 from shared.web.openapi import openapi_endpoint
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 log = logging.getLogger("hb.ingest")
 
 DEN_PREFIX, DEN_SUFFIX = "/v1/workers/", "/activity-heartbeat"
+DEN_ROUTE = DEN_PREFIX + "{id}" + DEN_SUFFIX
 KUBIYA_PATH = "/api/v1/workers/heartbeat"
 INTERNAL_ERROR = encoder.encode(
     {"error": "internal_error", "message": "An unexpected error occurred."}
@@ -44,8 +52,8 @@ class IngestApp(Starlette):
 
     def __init__(self, den: DenHeartbeatRoute, kubiya: KubiyaHeartbeatRoute, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._den = den
-        self._kubiya = kubiya
+        self._den: ASGIApp = den
+        self._kubiya: ASGIApp = kubiya
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -58,6 +66,18 @@ class IngestApp(Starlette):
                     scope["path_params"] = {"id": worker_id}
                     return await _guarded(self._den, scope, receive, send)
         await super().__call__(scope, receive, send)
+
+    def sample_beats(self, ratio: float, tracer: Tracer) -> None:
+        """Trace a `ratio` share of beats. Called only while tracing is on, so that with it off
+        the beat routes stay exactly as they are."""
+        sampled: dict[object, ASGIApp] = {
+            self._den: SampledRoute(self._den, DEN_ROUTE, ratio, tracer),
+            self._kubiya: SampledRoute(self._kubiya, KUBIYA_PATH, ratio, tracer),
+        }
+        self._den, self._kubiya = sampled[self._den], sampled[self._kubiya]
+        for route in self.routes:  # beats under a root path come through the router
+            if isinstance(route, Route) and route.app in sampled:
+                route.app = sampled[route.app]
 
 
 async def _guarded(route: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,8 +95,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loaded = settings or load_settings()
+        traced = start_tracing(loaded, "hb-ingest")
         redis = connect_redis(loaded)
-        state.start(loaded, redis)
+        tracer = active_tracer()  # also on when a test or a bench started tracing itself
+        if tracer is None:
+            state.start(loaded, redis)
+        else:
+            assert isinstance(app, IngestApp)
+            state.start(loaded, redis, functools.partial(TracedGroupCommitter, tracer=tracer))
+            app.sample_beats(loaded.trace_sample_ratio, tracer)
         app.state.ingest = state
         publisher = asyncio.create_task(state.metrics.publish_forever())
         try:
@@ -87,27 +114,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if state.pipe is not None:
                 state.pipe.close()
             await redis.aclose()
+            if traced:
+                stop_tracing()
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def ready(request: Request) -> Response:
         try:
-            await state.redis.ping()
+            synced = await state.redis.exists(keys.REGISTRY_SYNCED)
         except REDIS_DOWN:
-            return JSONResponse(
-                {"status": "unavailable", "message": "Redis is unreachable."},
-                status_code=503,
-                headers={"Retry-After": str(state.settings.retry_after)},
-            )
-        return JSONResponse({"status": "ready"})
+            problem = "Redis is unreachable."
+        else:
+            if synced:
+                return JSONResponse({"status": "ready"})
+            problem = "The worker registry is being rebuilt from Postgres."
+        return JSONResponse(
+            {"status": "unavailable", "message": problem},
+            status_code=503,
+            headers={"Retry-After": str(state.settings.retry_after)},
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     den, kubiya = DenHeartbeatRoute(state), KubiyaHeartbeatRoute(state)
     routes = [
-        Route(DEN_PREFIX + "{id}" + DEN_SUFFIX, den, methods=["POST"]),
+        Route(DEN_ROUTE, den, methods=["POST"]),
         Route(KUBIYA_PATH, kubiya, methods=["POST"]),
         Route("/health", health),
         Route("/ready", ready),

@@ -16,6 +16,7 @@ from shared.redis.connect import REDIS_DOWN
 
 ID_MESSAGE = "Expected a Den TypeID with 'wrk_' prefix and a 26-character base32 suffix."
 DEN_TOKEN_HEADER = b"x-den-worker-heartbeat-token"
+TIME_MESSAGE = "Expected an RFC 3339 UTC date-time with seconds, e.g. 2024-01-01T10:00:00Z."
 
 
 class DenHeartbeatRoute:
@@ -42,6 +43,16 @@ class DenHeartbeatRoute:
         except (msgspec.DecodeError, RecursionError):
             message = "The request body is not valid JSON."
             return await send_response(send, 400, error_bodies.den_invalid(message, []))
+        # The contract's pattern admits more than RFC 3339 (see `times.parse_ms`): what the
+        # parser refuses is an invalid body too, answered before the token like the rest.
+        field = "sentAt"
+        try:
+            sent = None if beat.sentAt is msgspec.UNSET else parse_ms(beat.sentAt)
+            field = "lastActivityAt"
+            reported = beat.lastActivityAt
+            reported_ms = parse_ms(reported) if isinstance(reported, str) else None
+        except ValueError:
+            return await send_response(send, 400, error_bodies.den_invalid(TIME_MESSAGE, [field]))
 
         token = bearer(scope) or (header(scope, DEN_TOKEN_HEADER) or b"").decode("latin-1")
         claim = state.verify_token(token) if token else None
@@ -52,13 +63,11 @@ class DenHeartbeatRoute:
         # The server's clock decides: client times in the future are clamped to receive time.
         now = now_ms()
         heartbeat, skew = now, None
-        if beat.sentAt is not msgspec.UNSET:
-            sent = parse_ms(beat.sentAt)
+        if sent is not None:
             heartbeat, skew = min(sent, now), sent - now
         active = None
         if beat.isActiveRecently:
-            reported = beat.lastActivityAt
-            active = parse_ms(reported) if isinstance(reported, str) else heartbeat
+            active = heartbeat if reported_ms is None else reported_ms
             if active > now:
                 if skew is None:
                     skew = active - now
@@ -73,6 +82,11 @@ class DenHeartbeatRoute:
             state.metrics.rejected("unavailable")
             return await send_response(send, 503, error_bodies.DEN_UNAVAILABLE, state.retry_after)
         if result.code != 200:
+            if result.code == 503:  # the registry is being rebuilt
+                state.metrics.rejected("registry_rebuilding")
+                return await send_response(
+                    send, 503, error_bodies.DEN_UNAVAILABLE, state.retry_after
+                )
             state.metrics.rejected("not_found" if result.code == 404 else "revoked")
             if result.code == 404:
                 return await send_response(send, 404, error_bodies.DEN_NOT_FOUND)

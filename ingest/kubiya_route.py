@@ -46,6 +46,20 @@ def unstorable_field(beat: WorkerHeartbeatRequest, metadata: bytes) -> str | Non
     return None
 
 
+def out_of_bounds(beat: WorkerHeartbeatRequest, metadata: bytes, max_metadata: int) -> bytes | None:
+    """The 422 body for a count below zero or metadata larger than the setting allows (every
+    worker's metadata is stored, flushed and served with each read), else None."""
+    if beat.tasks_processed < 0:
+        message = "Input should be greater than or equal to 0"
+        return error_bodies.kubiya_invalid(
+            ["body", "tasks_processed"], message, "greater_than_equal"
+        )
+    if len(metadata) > max_metadata:
+        message = f"worker_metadata must encode to at most {max_metadata} bytes of JSON"
+        return error_bodies.kubiya_invalid(["body", "worker_metadata"], message, "value_error")
+    return None
+
+
 class KubiyaHeartbeatRoute:
     def __init__(self, state: IngestState) -> None:
         self.state = state
@@ -76,6 +90,9 @@ class KubiyaHeartbeatRoute:
             invalid = error_bodies.kubiya_invalid(["body"], "JSON decode error", "json_invalid")
             return await send_response(send, 422, invalid)
         metadata = encoder.encode(beat.worker_metadata)
+        invalid_value = out_of_bounds(beat, metadata, state.settings.max_metadata_bytes)
+        if invalid_value is not None:
+            return await send_response(send, 422, invalid_value)
         unstorable = unstorable_field(beat, metadata)
         if unstorable is not None:
             invalid = error_bodies.kubiya_invalid(["body", unstorable], UNSTORABLE, "value_error")
@@ -117,6 +134,11 @@ class KubiyaHeartbeatRoute:
             result = await state.committer.submit(record)
         except REDIS_DOWN:
             state.metrics.rejected("unavailable")
+            return await send_response(
+                send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after
+            )
+        if result.code == 503:  # the registry is being rebuilt
+            state.metrics.rejected("registry_rebuilding")
             return await send_response(
                 send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after
             )

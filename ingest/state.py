@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import Histogram
 from redis.asyncio import Redis
@@ -57,13 +58,18 @@ class IngestState:
         self._verified: dict[str, WorkerClaim] = {}
         self._api_keys: dict[str, tuple[str, float]] = {}
 
-    def start(self, settings: Settings, redis: Redis) -> None:
+    def start(
+        self,
+        settings: Settings,
+        redis: Redis,
+        committer: Callable[..., GroupCommitter] = GroupCommitter,
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.pipe = None
         if not settings.redis_cluster:
             self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
-        self.committer = GroupCommitter(
+        self.committer = committer(
             redis, self.pipe, shards=settings.shards, persist_interval=settings.persist_interval,
             max_per_call=settings.max_beats_per_call, metrics=self.metrics,
         )  # fmt: skip

@@ -14,12 +14,13 @@ import redis as sync_redis
 from redis.asyncio import Redis
 
 from hb.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database
-from shared.contract import registry, typeid
+from shared.contract import keys, registry, typeid
 from shared.contract.tokens import issue_worker_token
 from shared.postgres.migrate import migrate
 from shared.postgres.pool import create_pool
 from shared.settings import Settings
 
+SYNCED_SHARDS = 64
 TOKEN_KEYS = {"k1": b"test-signing-key-0123456789", "k0": b"older-signing-key-0123456789"}
 
 
@@ -37,8 +38,13 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> str:
-    """The test Redis, emptied before each test."""
-    sync_redis.Redis.from_url(redis_server_url).flushdb()
+    """The test Redis, emptied before each test, its registry marked complete (as the flusher's
+    reconcile leaves it) for any shard count a test uses."""
+    client = sync_redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    client.mset({keys.synced_key(shard): "1" for shard in range(SYNCED_SHARDS)})
+    client.set(keys.REGISTRY_SYNCED, "1")
+    client.close()
     return redis_server_url
 
 

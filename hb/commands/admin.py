@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
 from api import management
+from hb.postgres_failures import POSTGRES_FAILURES, describe
 from shared.postgres.pool import create_pool
 from shared.redis.connect import connect_redis
 from shared.settings import Settings, load_settings
@@ -28,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     session = sub.add_parser("create-session", help="a session token for a user in an org")
     session.add_argument("--user", required=True)
     session.add_argument("--org", required=True)
+    session.add_argument(
+        "--ttl", type=float, help="seconds it stays valid (default: $HB_SESSION_TTL)"
+    )
     key = sub.add_parser("create-api-key", help="an org API key (the secret is shown once)")
     key.add_argument("--org", required=True)
     key.add_argument("--name", default="default")
@@ -48,7 +53,9 @@ async def _perform(settings: Settings, args: argparse.Namespace) -> dict[str, An
             await management.add_membership(pool, args.org, user_id, args.role)
             return {"userId": user_id, "orgId": args.org, "role": args.role}
         if args.action == "create-session":
-            return {"sessionToken": await management.create_session(pool, args.user, args.org)}
+            ttl = timedelta(seconds=args.ttl or settings.session_ttl)
+            token = await management.create_session(pool, args.user, args.org, ttl)
+            return {"sessionToken": token, "expiresIn": ttl.total_seconds()}
         if args.action == "create-api-key":
             key_id, secret, _ = await management.create_api_key(pool, redis, args.org, args.name)
             return {"apiKeyId": key_id, "apiKey": secret}
@@ -65,14 +72,17 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         result = asyncio.run(_perform(settings, args))
+    except management.NotAMember as exc:
+        print(f"hb admin: {exc}", file=sys.stderr)
+        return 1
     except asyncpg.ForeignKeyViolationError as exc:
         print(f"hb admin: unknown organization or user ({exc.detail})", file=sys.stderr)
         return 1
     except asyncpg.UniqueViolationError as exc:
         print(f"hb admin: already exists ({exc.detail})", file=sys.stderr)
         return 1
-    except (OSError, asyncpg.PostgresConnectionError) as exc:
-        print(f"hb admin: cannot reach Postgres: {exc}", file=sys.stderr)
+    except POSTGRES_FAILURES as exc:
+        print(f"hb admin: {describe(exc, settings.database_url)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0

@@ -28,8 +28,9 @@ from typing import IO, Any
 
 import httpx
 
-from hb.demo_seed import DemoSeed, ensure_demo, read_seed, seed_json, write_private_json
+from hb.demo_seed import DemoSeed, ensure_demo, read_seed, seed_json
 from hb.embedded import EmbeddedPostgres, EmbeddedRedis
+from hb.private_files import write_private, write_private_json
 from shared.settings import PREFIX, Settings, load_settings
 
 DATABASE = "heartbeat"
@@ -97,9 +98,7 @@ def dev_token_keys(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     keys = f"dev1:{secrets.token_hex(32)}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(keys + "\n")
+    write_private(path, keys + "\n")
     return keys
 
 

@@ -68,6 +68,13 @@ def dirty_key(shard: int) -> str:
     return f"{shard_tag(shard)}:dirty"
 
 
+def synced_key(shard: int) -> str:
+    """Set once the flusher's reconcile wrote the shard's registry: without it, a missing worker
+    may only be missing because Redis lost its data, and ingest answers 503 instead of 404.
+    (The record script derives it from `dirty_key`: keep the two in step.)"""
+    return f"{shard_tag(shard)}:synced"
+
+
 def claims_key(shard: int) -> str:
     """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
 

@@ -51,7 +51,9 @@ Beat = DenBeat | KubiyaBeat
 class BeatResult(NamedTuple):
     """The script's answer for one beat, as Redis sent it (ASCII digits; b"" = none)."""
 
-    code: int  # 200 stored, 401 token revoked, 404 unknown, deleted or another org's worker
+    # 200 stored, 401 token revoked, 404 unknown, deleted or another org's worker, 503 unknown
+    # while the registry is being rebuilt (see `keys.synced_key`).
+    code: int
     heartbeat_ms: bytes
     active_ms: bytes
     active_recently: bytes

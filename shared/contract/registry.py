@@ -78,10 +78,21 @@ def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall
     return list(by_shard.values())
 
 
-async def mark_synced(redis: Redis) -> None:
-    await redis.execute_command("SET", keys.REGISTRY_SYNCED, "1")
+async def mark_synced(redis: Redis, shards: int) -> None:
+    """The registry is complete: every shard's mark (read by ingest's record script) and the
+    flusher's own."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.set(keys.synced_key(shard), "1")
+    pipe.set(keys.REGISTRY_SYNCED, "1")
+    await pipe.execute()
 
 
-async def registry_lost(redis: Redis) -> bool:
-    """True when Redis has no mark of a reconcile: it lost its data, or never had a sync."""
-    return not await redis.execute_command("EXISTS", keys.REGISTRY_SYNCED)
+async def registry_lost(redis: Redis, shards: int) -> bool:
+    """True when a mark of the last reconcile is missing: Redis lost its data, never had a
+    sync, or was synced by a version that wrote no shard marks."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.exists(keys.REGISTRY_SYNCED)
+    for shard in range(shards):
+        pipe.exists(keys.synced_key(shard))
+    return not all(await pipe.execute())

@@ -13,7 +13,12 @@ DATE_TIME_PATTERN = (
     r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
     r"|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z))$"
 )
-_PARTS = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?Z")
+# What parse_ms reads: RFC 3339 in UTC, stricter than the pattern in two ways. Digits are ASCII
+# (to Python's `re`, `\d` is any Unicode digit: Arabic-Indic ones pass), and the seconds are there
+# (RFC 3339 requires them; the contract's pattern leaves them optional).
+_PARTS = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 0001-01-01T00:00:00Z. The pattern admits year 0000, which datetime (so asyncpg) can't hold.
 MIN_MS = -62_135_596_800_000
@@ -24,16 +29,19 @@ def now_ms() -> int:
 
 
 def parse_ms(value: str) -> int:
-    """Milliseconds since the epoch of a string already matching DATE_TIME_PATTERN."""
+    """Milliseconds since the epoch of an RFC 3339 UTC date-time ("2024-01-01T10:00:00.5Z");
+    ValueError for anything else, including what DATE_TIME_PATTERN admits beyond RFC 3339."""
     m = _PARTS.fullmatch(value)
     if m is None:
-        raise ValueError(f"not an RFC 3339 UTC date-time: {value!r}")
-    if value.startswith("0000"):
+        raise ValueError(f"not an RFC 3339 UTC date-time with seconds: {value!r}")
+    hour, minute, second = int(m[4]), int(m[5]), int(m[6])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"not a time of day: {value!r}")
+    if m[1] == "0000":
+        _day_start_ms("2000" + value[4:10])  # a valid day? Year 0 is a leap year, as 2000 is
         return MIN_MS
-    hour, minute, second, fraction = m.group(4, 5, 6, 7)
-    ms = _day_start_ms(value[:10]) + int(hour) * 3_600_000 + int(minute) * 60_000
-    if second:
-        ms += int(second) * 1000
+    ms = _day_start_ms(value[:10]) + hour * 3_600_000 + minute * 60_000 + second * 1000
+    fraction = m[7]
     if fraction:
         ms += int(fraction[:3].ljust(3, "0"))
     return ms

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -12,6 +13,8 @@ from api import management
 from api.app import create_app
 from shared.settings import Settings
 from tests.conftest import asgi_client, make_settings
+
+SESSION_TTL = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ async def make_tenant(pool: asyncpg.Pool, redis: Redis, name: str = "acme") -> T
     org_id = await management.create_organization(pool, name)
     user_id = await management.create_user(pool, f"{name}-owner@example.com", "Owner")
     await management.add_membership(pool, org_id, user_id, "owner")
-    session = await management.create_session(pool, user_id, org_id)
+    session = await management.create_session(pool, user_id, org_id, SESSION_TTL)
     key_id, key, _ = await management.create_api_key(pool, redis, org_id, "automation", user_id)
     return Tenant(org_id, user_id, session, key, key_id)
 

@@ -8,6 +8,7 @@ import pytest
 from api import management
 from shared.contract.times import format_dt
 from shared.contract.tokens import hash_secret
+from tests.api.conftest import SESSION_TTL
 
 
 async def add_worker(pool, redis, settings, tenant, name, **fields):
@@ -99,7 +100,7 @@ async def test_malformed_cursor_is_invalid_request(api, tenant, cursor):
 
 async def test_requests_without_valid_credentials_are_unauthorized(api, pool, tenant):
     expired = await management.create_session(pool, tenant.user_id, tenant.org_id, timedelta(0))
-    revoked = await management.create_session(pool, tenant.user_id, tenant.org_id)
+    revoked = await management.create_session(pool, tenant.user_id, tenant.org_id, SESSION_TTL)
     await pool.execute(
         "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1", hash_secret(revoked)
     )
@@ -161,7 +162,7 @@ async def test_is_mine_only_for_the_session_user_who_created_the_worker(
     worker_id, _ = await add_worker(pool, redis, settings, tenant, "w")
     colleague = await management.create_user(pool, "colleague@example.com")
     await management.add_membership(pool, tenant.org_id, colleague)
-    colleague_session = await management.create_session(pool, colleague, tenant.org_id)
+    colleague_session = await management.create_session(pool, colleague, tenant.org_id, SESSION_TTL)
 
     async def is_mine(headers):
         r = await api.get(f"/v1/workers/{worker_id}", headers=headers)
@@ -286,3 +287,72 @@ async def test_times_are_utc_with_milliseconds_truncated(
     times = [listed[k] for k in ("createdAt", "updatedAt", "lastHeartbeatAt", "lastActiveAt")]
     assert times == [expected] * 4
     assert [listed["instance"]["createdAt"], listed["instance"]["updatedAt"]] == [expected] * 2
+
+
+# "²" is a digit to str.isdigit, but not to int().
+UNICODE_DIGIT_CURSOR = "wrIud3JrXzAxanF6M2s1bTJhOGI5YzBkMWUyZjNnNGg1"
+
+
+async def test_a_cursor_with_a_non_ascii_digit_is_invalid_request(api, tenant):
+    r = await api.get("/v1/workers", params={"cursor": UNICODE_DIGIT_CURSOR}, headers=tenant.as_key)
+    assert r.status_code == 400, r.text
+    assert r.json()["details"][0]["path"] == ["cursor"]
+
+
+@pytest.mark.parametrize("cursor", [UNICODE_DIGIT_CURSOR, "garbage!", "MTIzLndya19ub3Bl"])
+async def test_without_credentials_any_cursor_is_unauthorized(api, cursor):
+    r = await api.get("/v1/workers", params={"cursor": cursor})
+    assert (r.status_code, r.json()) == (401, {"error": "unauthorized"})
+
+
+async def test_a_limit_out_of_bounds_is_still_checked_before_credentials(api):
+    r = await api.get("/v1/workers", params={"limit": "0"})
+    assert r.status_code == 400
+    assert r.json()["details"][0]["path"] == ["limit"]
+
+
+async def test_a_limit_in_non_ascii_digits_is_invalid_request(api, tenant):
+    r = await api.get("/v1/workers", params={"limit": "\u0661"}, headers=tenant.as_key)
+    assert r.status_code == 400
+    assert r.json()["details"][0]["path"] == ["limit"]
+
+
+async def test_a_session_lasts_the_lifetime_it_was_given(api, pool, tenant):
+    lasting = await management.create_session(pool, tenant.user_id, tenant.org_id, SESSION_TTL)
+    expires = await pool.fetchval(
+        "SELECT expires_at FROM sessions WHERE token_hash = $1", hash_secret(lasting)
+    )
+    assert abs(expires - (datetime.now(UTC) + SESSION_TTL)) < timedelta(minutes=1)
+    auth = {"Authorization": f"Bearer {lasting}"}
+    assert (await api.get("/v1/workers", headers=auth)).status_code == 200
+
+
+async def test_a_session_of_a_user_who_left_the_org_reads_nothing(api, pool, tenant):
+    await pool.execute(
+        "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2", tenant.org_id, tenant.user_id
+    )
+    r = await api.get("/v1/workers", headers=tenant.as_user)
+    assert (r.status_code, r.json()) == (401, {"error": "unauthorized"})
+
+
+async def test_no_session_is_created_for_a_user_outside_the_org(pool, tenant, other_tenant):
+    with pytest.raises(management.NotAMember):
+        await management.create_session(pool, other_tenant.user_id, tenant.org_id, SESSION_TTL)
+
+
+async def test_the_caller_ends_their_own_session(api, pool, tenant):
+    other = await management.create_session(pool, tenant.user_id, tenant.org_id, SESSION_TTL)
+    r = await api.delete("/v1/session", headers=tenant.as_user)
+    assert r.status_code == 204
+    assert (await api.get("/v1/workers", headers=tenant.as_user)).status_code == 401
+    # Only that session ends.
+    assert (
+        await api.get("/v1/workers", headers={"Authorization": f"Bearer {other}"})
+    ).status_code == 200
+
+
+async def test_an_api_key_has_no_session_to_end(api, tenant):
+    r = await api.delete("/v1/session", headers=tenant.as_key)
+    assert r.status_code == 403
+    assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+    assert (await api.delete("/v1/session")).status_code == 401

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis as sync_redis
 from heartbeat_client import DenState, Heartbeater, HeartbeatRejected, KubiyaState
 from redis.asyncio import Redis
 
@@ -46,8 +47,16 @@ ACCEPTED = {"den": 200, "kubiya": 204}
 def ingest_url(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ingest process for the tests that leave Redis alone (the suite's Redis, flushed
     before each test by the `redis` fixture)."""
+    mark_registry_synced(redis_server_url)
     with running_ingest(redis_server_url, SHARDS, tmp_path_factory.mktemp("ingest")) as url:
         yield url
+
+
+def mark_registry_synced(url: str) -> None:
+    """What the flusher's reconcile leaves behind; without it ingest answers 503 for unknowns."""
+    client = sync_redis.Redis.from_url(url)
+    client.mset({keys.synced_key(s): "1" for s in range(SHARDS)} | {keys.REGISTRY_SYNCED: "1"})
+    client.close()
 
 
 @pytest.fixture
@@ -55,6 +64,7 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     """A Redis of this test's own, without persistence, that it may stop and start again."""
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
+    mark_registry_synced(server.url)
     try:
         yield server
     finally:
@@ -153,8 +163,7 @@ async def test_in_a_redis_outage_the_client_waits_out_each_503_and_resumes_when_
                 headers={"Authorization": f"Bearer {worker.token}"},
             )
         # Redis comes back empty, as after a restart without persistence. The next beat is held
-        # until the worker is registered again (the flusher's reconcile would do that): ingest
-        # answers 404 for a worker it does not know, and 404 would stop the client for good.
+        # until the worker is registered again, as the flusher's reconcile would do.
         gate.close()
         await asyncio.wait_for(gate.parked.wait(), OUTAGE_SAFETY)
         outage_seconds = time.monotonic() - outage_began
@@ -163,6 +172,7 @@ async def test_in_a_redis_outage_the_client_waits_out_each_503_and_resumes_when_
         await asyncio.to_thread(own_redis.start)
         async with Redis.from_url(url) as redis:
             await registry.register_worker(redis, SHARDS, worker.id, worker.org_id, 1)
+            await registry.mark_synced(redis, SHARDS)
         resumed_from = len(log.statuses)
         gate.open()
         await log.wait_until(

@@ -57,11 +57,11 @@ async def test_flushed_redis_is_repaired_from_postgres_and_ingest_accepts_beats_
         assert int(await redis.get(keys.ROWS_PERSISTED)) == 1  # counted for /metrics
 
         await redis.flushall()
-        assert await den_status(ingest, worker) == 404
+        assert await den_status(ingest, worker) == 503  # not "deleted": the registry is gone
 
         await flush_dirty(ctx)  # notices the lost registry and rebuilds it first
 
-        assert not await registry_lost(redis)
+        assert not await registry_lost(redis, settings.shards)
         assert await den_status(ingest, worker) == 200
         assert await kubiya_status(ingest, worker.id, key) == 204
         assert await kubiya_status(ingest, worker.id, revoked_key) == 401

@@ -50,3 +50,46 @@ async def test_admin_reports_an_unknown_organization_clearly(monkeypatch, capsys
     )  # fmt: skip
     assert code == 1
     assert "unknown organization" in err
+
+
+def test_admin_refuses_a_malformed_database_url(monkeypatch, capsys):
+    monkeypatch.setenv("HB_DATABASE_URL", "notaurl")
+    monkeypatch.setenv("HB_TOKEN_KEYS", "k1:0123456789abcdef0123")
+    code = main(["admin", "create-org", "Initech"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("hb admin: configuration error: HB_DATABASE_URL ")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_admin_refuses_a_malformed_redis_url(monkeypatch, capsys):
+    monkeypatch.setenv("HB_REDIS_URL", "localhost:6379")
+    monkeypatch.setenv("HB_TOKEN_KEYS", "k1:0123456789abcdef0123")
+    code = main(["admin", "create-org", "Initech"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "HB_REDIS_URL" in err and len(err.strip().splitlines()) == 1
+
+
+def test_admin_says_in_one_line_where_postgres_could_not_be_reached(monkeypatch, capsys):
+    from hb.embedded import free_port
+
+    port = free_port()
+    monkeypatch.setenv("HB_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/heartbeat")
+    monkeypatch.setenv("HB_TOKEN_KEYS", "k1:0123456789abcdef0123")
+    code = main(["admin", "create-org", "Initech"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"hb admin: cannot reach Postgres at 127.0.0.1:{port}")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_admin_says_in_one_line_that_the_database_is_missing(monkeypatch, capsys, pg_server_url):
+    url = pg_server_url.rpartition("/")[0] + "/no_such_database"
+    monkeypatch.setenv("HB_DATABASE_URL", url)
+    monkeypatch.setenv("HB_TOKEN_KEYS", "k1:0123456789abcdef0123")
+    code = main(["admin", "create-org", "Initech"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no_such_database" in err and err.startswith("hb admin: Postgres at ")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -329,3 +329,39 @@ async def test_valid_token_for_an_unregistered_worker_is_404(ingest, settings):
     token = issue_worker_token(settings.token_keys, "k1", worker_id, 1)
     r = await ingest.post(URL, json=body_for(worker_id), headers=auth(token))
     assert r.status_code == 404
+
+
+async def test_a_negative_task_count_is_422_and_not_stored(ingest, redis, settings):
+    worker = await register(redis, settings)
+    r = await ingest.post(
+        URL, json=body_for(worker.id, tasks_processed=-1), headers=auth(worker.token)
+    )
+    assert_validation_error(r, ["body", "tasks_processed"], "greater_than_equal")
+    assert keys.F_HEARTBEAT not in await stored(redis, settings, worker.id)
+
+
+async def test_metadata_beyond_the_default_limit_is_422_and_not_stored(ingest, redis, settings):
+    worker = await register(redis, settings)
+    metadata = {"blob": "x" * 60_000}  # under the body limit, far over the metadata one
+    r = await ingest.post(
+        URL, json=body_for(worker.id, worker_metadata=metadata), headers=auth(worker.token)
+    )
+    assert_validation_error(r, ["body", "worker_metadata"], "value_error")
+    assert keys.F_HEARTBEAT not in await stored(redis, settings, worker.id)
+
+
+async def test_metadata_is_measured_as_stored_up_to_the_configured_limit(redis, settings):
+    from ingest.app import create_app
+    from tests.conftest import asgi_client, make_settings
+
+    settings = make_settings(settings.redis_url, max_metadata_bytes=100)
+    worker = await register(redis, settings)
+    at_limit = {"k": "x" * 92}  # {"k":"xx...x"}: 8 bytes of JSON around the value
+    assert len(json.dumps(at_limit, separators=(",", ":"))) == 100
+    async for client in asgi_client(create_app(settings)):
+        body = body_for(worker.id, worker_metadata=at_limit)
+        assert (await client.post(URL, json=body, headers=auth(worker.token))).status_code == 204
+        over = body_for(worker.id, worker_metadata={"k": "x" * 93})
+        r = await client.post(URL, json=over, headers=auth(worker.token))
+        assert_validation_error(r, ["body", "worker_metadata"], "value_error")
+    assert json.loads((await stored(redis, settings, worker.id))[keys.F_METADATA]) == at_limit

@@ -11,8 +11,14 @@ for i = 1, #KEYS, 2 do
   local key, dirty = KEYS[i], KEYS[i + 1]
   local cur = redis.call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
     '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${STATUS}', '${TASK_ID}',
-    '${ENVIRONMENT}')
-  if not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
+    '${ENVIRONMENT}', '${SKEW}')
+  if not cur[1] and redis.call('EXISTS', string.sub(dirty, 1, -6) .. 'synced') == 0 then
+    -- No entry, and the shard's registry is not known to be complete (Redis lost its data and
+    -- the flusher has not rebuilt it yet): a passing state, not a deleted worker. The mark
+    -- shares the dirty set's hash tag, so this stays within the call's slot.
+    out[#out + 1] = '503'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
+    out[#out + 1] = ''
+  elseif not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
     out[#out + 1] = '404'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
     out[#out + 1] = ''
   elseif ARGV[b + 1] ~= '' and ARGV[b + 1] ~= cur[2] then
@@ -45,7 +51,15 @@ for i = 1, #KEYS, 2 do
         osc = ARGV[b + 6]
         set[#set + 1] = '${OPEN_SESSIONS}'; set[#set + 1] = osc
       end
-      if ARGV[b + 7] ~= '' then set[#set + 1] = '${SKEW}'; set[#set + 1] = ARGV[b + 7] end
+      if ARGV[b + 7] ~= '' then
+        set[#set + 1] = '${SKEW}'; set[#set + 1] = ARGV[b + 7]
+      elseif ARGV[b + 8] == 'd' and cur[11] then
+        -- The skew is the newest beat's observation, and a Den beat without a client time made
+        -- none: the stored one is stale. Dropping it counts as a change, so Postgres drops it
+        -- at the next flush rather than a persist interval later.
+        redis.call('HDEL', key, '${SKEW}')
+        meaningful = true
+      end
       if ARGV[b + 8] == 'k' then
         if ARGV[b + 9] ~= cur[8] or ARGV[b + 11] ~= (cur[9] or '') or ARGV[b + 12] ~= cur[10] then
           meaningful = true
