@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,10 @@ from shared.settings import Settings, load_settings
 from shared.tracing import TracingMiddleware, start_tracing, stop_tracing
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.openapi import openapi_endpoint
+
+
+# A readiness probe is answered well within the usual probe timeouts, even by a hung Postgres.
+READY_TIMEOUT = 2.0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -49,7 +54,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def ready(request: Request) -> Response:
         problems = []
         try:
-            await state.pool.fetchval("SELECT 1")
+            async with asyncio.timeout(READY_TIMEOUT):
+                await state.pool.fetchval("SELECT 1")
         except POSTGRES_DOWN:
             problems.append("Postgres is unreachable.")
         try:

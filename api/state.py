@@ -23,8 +23,6 @@ from shared.web.metrics import ServiceMetrics
 log = logging.getLogger("hb.api")
 T = TypeVar("T")
 
-# Seconds to wait for a new Postgres connection before answering 503.
-CONNECT_TIMEOUT = 5.0
 # A kept connection that Postgres closed: asyncpg detaches it from the pool or reports it gone.
 LOST_CONNECTION = (
     asyncpg.InterfaceError,
@@ -74,7 +72,8 @@ class ApiState:
         # page's prepared statement on every call (~0.3 ms of its CPU a page) for the same plan.
         pool = await asyncpg.create_pool(
             settings.database_url, min_size=0, max_size=POSTGRES_CONNECTIONS,
-            timeout=CONNECT_TIMEOUT, command_timeout=30, reset=_reset,
+            timeout=settings.postgres_timeout, command_timeout=settings.postgres_timeout,
+            reset=_reset,
             server_settings={"plan_cache_mode": "force_generic_plan"},
         )  # fmt: skip
         assert pool is not None

@@ -194,6 +194,7 @@ class Settings:
     reconcile_interval: float = 300.0
     apikey_cache_ttl: float = 10.0
     session_ttl: float = 30 * 86_400.0
+    postgres_timeout: float = 5.0
     max_body_bytes: int = 65536
     max_header_bytes: int = 16384
     request_timeout: float = 10.0
@@ -213,7 +214,7 @@ class Settings:
 _SECONDS = {
     "heartbeat_interval", "stale_after", "offline_after", "persist_interval", "flush_interval",
     "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout", "request_timeout",
-    "session_ttl",
+    "session_ttl", "postgres_timeout",
 }  # fmt: skip
 _INTS = {
     "shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "max_metadata_bytes",

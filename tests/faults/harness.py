@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from api.management import create_organization, create_worker
+from api.management import create_api_key, create_organization, create_worker
 from hb.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 from shared.contract import keys
 from shared.postgres.migrate import migrate
@@ -94,6 +94,27 @@ def now_ms() -> int:
 
 
 # --- processes --------------------------------------------------------------------------------
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _children(parent: int) -> list[int]:
+    """Processes whose parent is `parent`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # The command name (in parentheses) may hold spaces; the parent's pid follows the state.
+        if int(stat.rpartition(")")[2].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -196,6 +217,7 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{free_port()}"
         self.database_url = ""
         self.workers: list[WorkerCredentials] = []
+        self.api_key = ""
         self.services: dict[str, Service] = {}
         self.settings: Settings | None = None
 
@@ -230,6 +252,7 @@ class Stack:
         redis = connect_redis(settings, max_connections=2)
         try:
             org = await create_organization(pool, "Fault suite")
+            self.api_key = (await create_api_key(pool, redis, org, "fault suite")).secret
             for n in range(self.worker_count):
                 new = await create_worker(pool, redis, settings, org, f"fault-worker-{n}")
                 assert new.registry_synced
@@ -362,11 +385,14 @@ class Stack:
         return self.postgres.proc.pid
 
     def hang_postgres(self) -> None:
-        """SIGSTOP the postmaster and every backend: connections stay open, nothing answers."""
-        _signal_group(self._postgres_group(), signal.SIGSTOP)
+        """SIGSTOP the postmaster and every backend: connections stay open, nothing answers.
+        (Backends leave the postmaster's process group, so they are found by parent.)"""
+        for pid in (self._postgres_group(), *_children(self._postgres_group())):
+            _signal(pid, signal.SIGSTOP)
 
     def resume_postgres(self) -> None:
-        _signal_group(self._postgres_group(), signal.SIGCONT)
+        for pid in (self._postgres_group(), *_children(self._postgres_group())):
+            _signal(pid, signal.SIGCONT)
 
     def _redis_group(self) -> int:
         assert self.redis.proc is not None

@@ -7,6 +7,8 @@ import asyncio
 import itertools
 import time
 
+import httpx
+
 from tests.faults.harness import (
     FLUSH_INTERVAL,
     Load,
@@ -111,3 +113,24 @@ async def test_flush_lag_grows_through_a_postgres_outage_and_falls_after_it(
         f"(expected >= {expected:g} s): {samples}"
     )
     assert fell_in is not None, f"the lag did not fall after Postgres returned: {fallen}"
+
+
+async def test_the_api_answers_503_rather_than_hang_while_postgres_hangs(stack: Stack) -> None:
+    guard = httpx.Timeout(30.0)  # far beyond HB_POSTGRES_TIMEOUT: a hang fails the test
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=guard) as api:
+        headers = {"x-api-key": stack.api_key}
+        assert (await api.get("/v1/workers", headers=headers)).status_code == 200
+        stack.hang_postgres()
+        try:
+            listed = await api.get("/v1/workers", headers=headers)
+            ready = await api.get("/ready")
+        finally:
+            stack.resume_postgres()
+        assert listed.status_code == 503, listed.text
+        assert listed.headers["retry-after"]
+        assert ready.status_code == 503
+
+        async def served() -> bool:
+            return (await api.get("/v1/workers", headers=headers)).status_code == 200
+
+        assert await poll_until(served, within=30) is not None, "no read after Postgres resumed"
