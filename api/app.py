@@ -24,7 +24,6 @@ from shared.tracing import TracingMiddleware, start_tracing, stop_tracing
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.openapi import openapi_endpoint
 
-
 # A readiness probe is answered well within the usual probe timeouts, even by a hung Postgres.
 READY_TIMEOUT = 2.0
 
