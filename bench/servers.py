@@ -122,11 +122,12 @@ def server_env(redis_url: str, database_url: str = "", **extra: str) -> dict[str
 
 
 class Uvicorn:
-    """One uvicorn process, one worker, uvloop + httptools (one write per response), access log
-    off: the production mode, for every app a figure compares."""
+    """One uvicorn process (one worker unless told), uvloop + httptools (one write per
+    response), access log off: the production mode, for every app a figure compares."""
 
-    def __init__(self, app: str, env: dict[str, str], ready_path: str) -> None:
+    def __init__(self, app: str, env: dict[str, str], ready_path: str, workers: int = 1) -> None:
         self.app = app
+        self.workers = workers
         self.port = free_port()
         self.env = env
         self.ready_path = ready_path
@@ -139,7 +140,8 @@ class Uvicorn:
     def start(self) -> None:
         args = [
             sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", "1", "--loop", "uvloop", "--http", PROTOCOL_PATH,
+            "--port", str(self.port), "--workers", str(self.workers), "--loop", "uvloop",
+            "--http", PROTOCOL_PATH,
             "--no-access-log", "--no-proxy-headers", "--log-level", "warning",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
@@ -173,8 +175,10 @@ class Uvicorn:
 
 
 @contextlib.contextmanager
-def uvicorn(app: str, env: dict[str, str], ready_path: str = "/health") -> Iterator[Uvicorn]:
-    server = Uvicorn(app, env, ready_path)
+def uvicorn(
+    app: str, env: dict[str, str], ready_path: str = "/health", workers: int = 1
+) -> Iterator[Uvicorn]:
+    server = Uvicorn(app, env, ready_path, workers)
     try:
         server.start()
         yield server

@@ -6,6 +6,7 @@ Used by `hb dev` and by the test suite, so neither needs system services or Dock
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -92,6 +93,63 @@ class EmbeddedRedis:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too, so at most 55535."""
+    for _ in range(1000):
+        port = random.randint(20_000, 55_535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class EmbeddedRedisCluster:
+    """`nodes` redis-server processes made one Redis Cluster (no replicas), under `directory`."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.nodes = [
+            EmbeddedRedis(
+                directory / str(n), cluster_port(), extra_args=["--cluster-enabled", "yes"]
+            )
+            for n in range(nodes)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        import redis as sync_redis
+
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [str(redis_server_binary().parent / "redis-cli"), "--cluster", "create",
+             *(f"127.0.0.1:{node.port}" for node in self.nodes), "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        clients = [sync_redis.Redis(port=node.port) for node in self.nodes]
+        try:
+            deadline = time.monotonic() + 30
+            # Every node must know every slot, not only the first.
+            while any(c.execute_command("CLUSTER INFO")["cluster_state"] != "ok" for c in clients):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not converge")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def _pg_bin(name: str) -> str:

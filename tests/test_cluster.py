@@ -3,10 +3,6 @@ three-node cluster started from the bundled redis-server (each script touches on
 
 from __future__ import annotations
 
-import random
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -17,7 +13,7 @@ from redis.asyncio import Redis
 from api.app import create_app as create_api
 from flusher.drain import drain_all
 from flusher.reconcile import reconcile_registry
-from hb.embedded import EmbeddedRedis, redis_server_binary
+from hb.embedded import EmbeddedRedisCluster
 from ingest.app import create_app as create_ingest
 from shared.redis.connect import connect_redis
 from shared.settings import Settings
@@ -25,45 +21,14 @@ from tests.api.conftest import make_tenant
 from tests.conftest import asgi_client, make_settings
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (10,000 higher) is free too, so at most 55535."""
-    for _ in range(1000):
-        port = random.randint(20_000, 55_535)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10_000))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("cluster")
-    nodes = [
-        EmbeddedRedis(directory / str(n), _cluster_port(), extra_args=["--cluster-enabled", "yes"])
-        for n in range(3)
-    ]
+    cluster = EmbeddedRedisCluster(tmp_path_factory.mktemp("cluster"), nodes=3)
     try:
-        for node in nodes:
-            node.start()
-        subprocess.run(
-            [str(redis_server_binary().parent / "redis-cli"), "--cluster", "create",
-             *(f"127.0.0.1:{node.port}" for node in nodes), "--cluster-replicas", "0",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        first = sync_redis.Redis(port=nodes[0].port)
-        deadline = time.monotonic() + 30
-        while first.cluster("info")["cluster_state"] != "ok":  # every node learns every slot
-            assert time.monotonic() < deadline, "the cluster did not converge"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{nodes[0].port}/0"
+        cluster.start()
+        yield cluster.url
     finally:
-        for node in nodes:
-            node.stop()
+        cluster.stop()
 
 
 @pytest.fixture
