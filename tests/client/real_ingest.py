@@ -4,87 +4,16 @@ heartbeater's hooks saw, with bounded waits for it to see more."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 from redis.asyncio import Redis
 
-from hb.embedded import free_port
 from shared.contract import keys, registry, typeid
 from shared.contract.tokens import issue_worker_token
 from tests.conftest import TOKEN_KEYS
-
-HB = Path(sys.executable).parent / "hb"
-TOKEN_KEYS_ENV = ",".join(f"{kid}:{secret.decode()}" for kid, secret in TOKEN_KEYS.items())
-READY_WITHIN = 30.0
-STOP_WITHIN = 10.0
-
-
-def _ingest_env(redis_url: str, shards: int, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HB_")}
-    env.update(HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(shards), **extra)
-    return env
-
-
-@contextmanager
-def running_ingest(redis_url: str, shards: int, log_dir: Path, **extra_env: str) -> Iterator[str]:
-    """`hb ingest` on a free port of 127.0.0.1, ready to serve; yields its base URL.
-
-    Its output goes to a file (a pipe nobody reads would fill up and stall it), quoted when it
-    fails to start. The process is stopped by its pid on the way out, whatever happened.
-    """
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"ingest-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(HB), "ingest", "--host", "127.0.0.1", "--port", str(port)],
-            env=_ingest_env(redis_url, shards, extra_env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(proc, base, log)
-        yield base
-    finally:
-        _stop(proc)
-
-
-def _wait_until_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_WITHIN
-    while True:
-        if proc.poll() is not None:
-            output = log.read_text(errors="replace")
-            raise AssertionError(f"hb ingest exited with {proc.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            output = log.read_text(errors="replace")
-            raise AssertionError(f"hb ingest was not ready within {READY_WITHIN} s:\n{output}")
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(STOP_WITHIN)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass(frozen=True)

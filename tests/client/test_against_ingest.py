@@ -31,8 +31,9 @@ from shared.contract.times import now_ms
 from shared.contract.tokens import issue_worker_token
 from shared.settings import Settings
 from tests.conftest import TOKEN_KEYS, make_settings
+from tests.processes import running_ingest
 
-from .real_ingest import BeatLog, Worker, register_fleet, register_worker, running_ingest
+from .real_ingest import BeatLog, Worker, register_fleet, register_worker
 
 SAFETY = 10.0  # the deadline of a wait that normally ends within a beat or two
 OUTAGE_SAFETY = 20.0  # a few backed-off retries, each at least Retry-After long

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from hb.embedded import free_port
-from tests.hb.test_ingest_command import HB, TOKEN_KEYS_ENV, hb_env
+from tests.processes import HB, TOKEN_KEYS_ENV, hb_env
 
 
 @pytest.mark.parametrize(

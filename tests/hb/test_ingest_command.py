@@ -3,73 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hb.embedded import free_port
-from tests.conftest import TOKEN_KEYS, register
+from tests.conftest import register
 from tests.metrics_text import sample
-
-HB = Path(sys.executable).parent / "hb"
-TOKEN_KEYS_ENV = ",".join(f"{kid}:{secret.decode()}" for kid, secret in TOKEN_KEYS.items())
-
-
-def hb_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HB_")}
-    env.update(values)
-    return env
-
-
-@contextmanager
-def running_ingest(redis_url: str, shards: int, workers: int = 1, **settings: str) -> Iterator[str]:
-    """`hb ingest` as its own process group (with HB_* `settings`), stopped with its workers."""
-    port = free_port()
-    env = hb_env(
-        HB_REDIS_URL=redis_url, HB_TOKEN_KEYS=TOKEN_KEYS_ENV, HB_SHARDS=str(shards), **settings
-    )
-    proc = subprocess.Popen(
-        [str(HB), "ingest", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"hb ingest exited with {proc.returncode}: {output}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("hb ingest did not become ready")
-            time.sleep(0.05)
-        yield base
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+from tests.processes import HB, TOKEN_KEYS_ENV, hb_env, running_ingest
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.hb.test_ingest_command import running_ingest
+from tests.processes import running_ingest
 
 GUARD = 30.0  # seconds a socket waits before the test gives up (a hang is a failure)
 
