@@ -21,6 +21,7 @@ from shared.postgres.pool import POSTGRES_DOWN
 from shared.redis.connect import REDIS_DOWN
 from shared.settings import Settings, load_settings
 from shared.tracing import TracingMiddleware, start_tracing, stop_tracing
+from shared.web.docs import docs_routes
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.openapi import openapi_endpoint
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics.metrics_endpoint),
         Route("/openapi.json", openapi_endpoint(api_document)),
+        *docs_routes("Heartbeat API"),
     ]
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
     handlers.update(dict.fromkeys(POSTGRES_DOWN, postgres_down))

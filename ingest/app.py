@@ -26,6 +26,7 @@ from shared.contract.wire import encoder
 from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.settings import Settings, load_settings
 from shared.tracing import active_tracer, start_tracing, stop_tracing
+from shared.web.docs import docs_routes
 from shared.web.exception_handlers import EXCEPTION_HANDLERS
 from shared.web.metrics import CONTENT_TYPE
 from shared.web.openapi import openapi_endpoint
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi_endpoint(ingest_document)),
+        *docs_routes("Heartbeat ingest"),
     ]
     return IngestApp(
         den,

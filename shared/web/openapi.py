@@ -68,7 +68,7 @@ TOO_LARGE = Reply("The request body exceeds HB_MAX_BODY_BYTES.", Error)
 
 
 def operational_routes(ready_description: str) -> list[Operation]:
-    """/health, /ready, /metrics and /openapi.json, the same on every service."""
+    """/health, /ready, /metrics, /openapi.json and /docs, the same on every service."""
     text = Annotated[str, msgspec.Meta()]
     document = Annotated[dict[str, Any], msgspec.Meta()]
     return [
@@ -84,6 +84,10 @@ def operational_routes(ready_description: str) -> list[Operation]:
         }, security=[]),
         Operation("get", "/openapi.json", "System", "This document", {
             200: Reply("The OpenAPI 3.1 document of this service.", document),
+        }, security=[]),
+        Operation("get", "/docs", "System", "This document, browsable (Swagger UI)", {
+            200: Reply("An HTML page rendering this document; it loads its scripts and styles "
+                       "from this service only.", text, media_type="text/html"),
         }, security=[]),
     ]  # fmt: skip
 
