@@ -48,9 +48,13 @@ async def create_api_key(request: Request) -> Response:
         body = await decode_body(request, create_api_key_decoder, state.settings.max_body_bytes)
     except BodyError as exc:
         return exc.response
-    new = await management.create_api_key(
-        state.pool, state.redis, caller.org_id, body.name.strip(), caller.user_id
-    )
+    try:
+        new = await management.create_api_key(
+            state.pool, state.redis, caller.org_id, body.name.strip(), caller.user_id,
+            quota=state.settings.max_api_keys_per_org,
+        )  # fmt: skip
+    except management.QuotaExceeded as exc:
+        return error_responses.quota_exceeded(str(exc))
     row = await state.pool.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", new.key_id)
     return JSON(
         CreatedApiKey(api_key_view(row), new.secret),

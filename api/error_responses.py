@@ -48,6 +48,10 @@ def forbidden(message: str) -> Response:
     return _json(Error("forbidden", message), 403)
 
 
+def quota_exceeded(message: str) -> Response:
+    return _json(Error("quota_exceeded", message), 403)
+
+
 def not_found(error: str, message: str) -> Response:
     return _json(NotFoundError(error, message), 404)
 

@@ -89,6 +89,22 @@ async def add_membership(
     )  # fmt: skip
 
 
+class QuotaExceeded(Exception):
+    """The organization already has as many workers (or API keys) as its quota allows."""
+
+
+async def _insert_within_quota(
+    pool: asyncpg.Pool, org_id: str, count_sql: str, quota: int, insert_sql: str, *args: Any
+) -> Any:
+    """Run `insert_sql` (returning a value) unless the org's count is at `quota`. The org's
+    advisory lock makes the count and the insert one step, so racing creations can't overshoot."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", org_id)
+        if await conn.fetchval(count_sql, org_id) >= quota:
+            raise QuotaExceeded(f"the organization has reached its quota of {quota}")
+        return await conn.fetchval(insert_sql, *args)
+
+
 class NotAMember(ValueError):
     """A session was asked for a user who is not a member of the organization."""
 
@@ -123,15 +139,22 @@ async def create_api_key(
     org_id: str,
     name: str,
     created_by_user_id: str | None = None,
+    quota: int | None = None,
 ) -> NewApiKey:
-    """An org API key, registered for ingest's Kubiya route."""
+    """An org API key, registered for ingest's Kubiya route; QuotaExceeded when the org already
+    has `quota` live keys."""
     key_id = typeid.new_id(typeid.API_KEY)
     secret = new_api_key()
-    await pool.execute(
+    insert = (
         "INSERT INTO api_keys (id, org_id, name, key_hash, created_by_user_id)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        key_id, org_id, name, hash_secret(secret), created_by_user_id,
-    )  # fmt: skip
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id"
+    )
+    args = (key_id, org_id, name, hash_secret(secret), created_by_user_id)
+    if quota is None:
+        await pool.fetchval(insert, *args)
+    else:
+        live = "SELECT count(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL"
+        await _insert_within_quota(pool, org_id, live, quota, insert, *args)
     synced = await sync_registry(
         registry.register_api_key(redis, hash_secret(secret), org_id), f"API key {key_id}"
     )
@@ -160,7 +183,7 @@ async def create_worker(
     **den_fields: Any,
 ) -> NewWorker:
     """A worker in `org_id`; ingest accepts its beats once the registry has it (right away
-    unless Redis is down)."""
+    unless Redis is down). QuotaExceeded when the org has HB_MAX_WORKERS_PER_ORG live ones."""
     unknown = set(den_fields) - set(WORKER_FIELDS)
     if unknown:
         raise TypeError(f"unknown worker fields: {', '.join(sorted(unknown))}")
@@ -172,11 +195,14 @@ async def create_worker(
             columns.append(column)
             values.append(value)
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    version: int = await pool.fetchval(
+    version: int = await _insert_within_quota(
+        pool, org_id,
+        "SELECT count(*) FROM workers WHERE org_id = $1 AND deleted_at IS NULL",
+        settings.max_workers_per_org,
         f"INSERT INTO workers ({', '.join(columns)}) VALUES ({placeholders})"
         " RETURNING token_version",
         *values,
-    )
+    )  # fmt: skip
     synced = await sync_registry(
         registry.register_worker(redis, settings.shards, worker_id, org_id, version),
         f"worker {worker_id}",

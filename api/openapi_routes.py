@@ -48,7 +48,11 @@ CALLER: list[Schema] = [{"bearerAuth": []}, {"denApiKey": []}]
 SESSION: list[Schema] = [{"bearerAuth": []}]
 
 UNAUTHORIZED = Reply("No valid session token or API key.", UnauthorizedError)
-FORBIDDEN = Reply("API keys are managed with a session token only.", Error)
+FORBIDDEN = Reply(
+    "API keys are managed with a session token only; or the organization has "
+    "HB_MAX_API_KEYS_PER_ORG live keys (`quota_exceeded`).",
+    Error,
+)
 NOT_FOUND = Reply("No such worker in the caller's organization.", NotFoundError)
 WORKER_ID = [Param("id", "path", WorkerId, "The worker's id.")]
 
@@ -80,10 +84,12 @@ ROUTES = [
         201: Reply("Created, with its heartbeat token.", CreatedWorker, REGISTRY_PENDING),
         400: Reply("Invalid body.", InvalidRequestError),
         401: UNAUTHORIZED,
+        403: Reply("The organization has HB_MAX_WORKERS_PER_ORG live workers.", Error),
         413: TOO_LARGE,
     }, body=CreateWorker),
     _op("get", "/v1/workers/{id}", "Workers", "Get worker", "getV1WorkersById", {
-        200: Reply("The worker and its latest instance.", WorkerResponse),
+        200: Reply("The worker (with its recent log lines) and its latest instance.",
+                   WorkerResponse),
         400: Reply("Invalid worker id.", InvalidRequestError),
         401: UNAUTHORIZED,
         404: NOT_FOUND,

@@ -31,12 +31,15 @@ async def create_worker(request: Request) -> Response:
         body = await decode_body(request, create_worker_decoder, state.settings.max_body_bytes)
     except BodyError as exc:
         return exc.response
-    new = await management.create_worker(
-        state.pool, state.redis, state.settings, caller.org_id, body.name.strip(), caller.user_id,
-        description=body.description, destination=body.destination,
-        image_version=body.imageVersion, workspace_path=body.workspacePath,
-        sandbox_backend=body.sandboxBackend,
-    )  # fmt: skip
+    try:
+        new = await management.create_worker(
+            state.pool, state.redis, state.settings, caller.org_id, body.name.strip(),
+            caller.user_id, description=body.description, destination=body.destination,
+            image_version=body.imageVersion, workspace_path=body.workspacePath,
+            sandbox_backend=body.sandboxBackend,
+        )  # fmt: skip
+    except management.QuotaExceeded as exc:
+        return error_responses.quota_exceeded(str(exc))
     row = await state.pool.fetchrow(
         f"SELECT {WORKER_COLUMNS} FROM workers w WHERE id = $1", new.worker_id
     )

@@ -195,6 +195,8 @@ class Settings:
     apikey_cache_ttl: float = 10.0
     session_ttl: float = 30 * 86_400.0
     postgres_timeout: float = 5.0
+    max_workers_per_org: int = 1_000_000
+    max_api_keys_per_org: int = 100
     max_body_bytes: int = 65536
     max_header_bytes: int = 16384
     request_timeout: float = 10.0
@@ -218,7 +220,8 @@ _SECONDS = {
 }  # fmt: skip
 _INTS = {
     "shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "max_metadata_bytes",
-    "max_header_bytes", "max_connections", "retry_after",
+    "max_header_bytes", "max_connections", "retry_after", "max_workers_per_org",
+    "max_api_keys_per_org",
 }  # fmt: skip
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 # Liveness grace in heartbeat intervals when not set: a GC pause or a deploy must not flap a worker.

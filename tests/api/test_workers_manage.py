@@ -120,3 +120,55 @@ async def test_malformed_ids_on_management_routes_are_invalid_request(api, tenan
     assert (await api.delete("/v1/workers/nope", headers=tenant.as_user)).status_code == 400
     r = await api.post("/v1/workers/nope/heartbeat-token", headers=tenant.as_user)
     assert r.status_code == 400
+
+
+async def test_workers_beyond_the_org_quota_get_403_quota_exceeded(pool, redis, settings, tenant):
+    import dataclasses
+
+    from api.app import create_app
+    from tests.conftest import asgi_client
+
+    small = dataclasses.replace(settings, max_workers_per_org=2)
+    async for api in asgi_client(create_app(small)):
+        for n in range(2):
+            r = await api.post("/v1/workers", json={"name": f"w{n}"}, headers=tenant.as_key)
+            assert r.status_code == 201
+        r = await api.post("/v1/workers", json={"name": "w2"}, headers=tenant.as_key)
+        assert r.status_code == 403
+        assert r.json()["error"] == "quota_exceeded"
+        # A deleted worker frees its place.
+        first = (await api.get("/v1/workers", headers=tenant.as_key)).json()["workers"][0]
+        await api.delete(f"/v1/workers/{first['id']}", headers=tenant.as_key)
+        r = await api.post("/v1/workers", json={"name": "w3"}, headers=tenant.as_key)
+        assert r.status_code == 201
+
+
+async def test_api_keys_beyond_the_org_quota_get_403_quota_exceeded(settings, tenant):
+    import dataclasses
+
+    from api.app import create_app
+    from tests.conftest import asgi_client
+
+    small = dataclasses.replace(settings, max_api_keys_per_org=2)  # the tenant holds one
+    async for api in asgi_client(create_app(small)):
+        r = await api.post("/v1/api-keys", json={"name": "second"}, headers=tenant.as_user)
+        assert r.status_code == 201
+        r = await api.post("/v1/api-keys", json={"name": "third"}, headers=tenant.as_user)
+        assert (r.status_code, r.json()["error"]) == (403, "quota_exceeded")
+
+
+async def test_racing_creations_do_not_overshoot_the_quota(pool, redis, settings, tenant):
+    import asyncio
+    import dataclasses
+
+    from api import management
+
+    small = dataclasses.replace(settings, max_workers_per_org=3)
+    results = await asyncio.gather(
+        *(management.create_worker(pool, redis, small, tenant.org_id, f"r{n}") for n in range(6)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 3
+    assert all(
+        isinstance(r, management.QuotaExceeded) for r in results if isinstance(r, BaseException)
+    )
