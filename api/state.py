@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from api.auth import Credential
 from api.cursor import Cursor
 from api.worker_queries import fetch_page, fetch_worker
-from api.worker_view import LiveFields, read_live_fields
+from api.worker_view import LiveFields, read_live_fields, read_worker_live
 from shared.redis.connect import REDIS_DOWN, connect_redis
 from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
@@ -137,15 +137,20 @@ class ApiState:
 
     async def live_fields(self, worker_ids: Sequence[str]) -> list[LiveFields] | None:
         """Each worker's Redis fields, or None when Redis is down (the read degrades)."""
+        return await self._live(read_live_fields, worker_ids, len(worker_ids))
+
+    async def worker_live(self, worker_id: str) -> tuple[LiveFields, list[bytes]] | None:
+        """One worker's Redis fields and recent log lines, or None when Redis is down."""
+        return await self._live(read_worker_live, worker_id, 1)
+
+    async def _live(self, read: Callable[..., Awaitable[T]], what: Any, workers: int) -> T | None:
         try:
-            with span("HMGET", {"hb.workers": len(worker_ids)}, store="redis"):
+            with span("HMGET", {"hb.workers": workers}, store="redis"):
                 if self.pipe is not None:
-                    fields = await read_live_fields(self.pipe, self.settings.shards, worker_ids)
+                    fields = await read(self.pipe, self.settings.shards, what)
                 else:
                     async with self._read_slots:
-                        fields = await read_live_fields(
-                            self.redis, self.settings.shards, worker_ids
-                        )
+                        fields = await read(self.redis, self.settings.shards, what)
         except REDIS_DOWN as exc:
             if not self._redis_down:
                 log.warning("Redis unreachable (%s); serving durable heartbeat data only", exc)

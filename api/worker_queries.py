@@ -29,7 +29,9 @@ WORKER_COLUMNS = f"""
     {_text("w.created_at")} AS created_at_text, {_text("w.updated_at")} AS updated_at_text,
     {_ms("w.last_heartbeat_at")} AS last_heartbeat_ms, {_ms("w.last_active_at")} AS last_active_ms,
     w.is_active_recently, w.open_session_count, w.clock_skew_ms, w.reported_status,
-    w.tasks_processed, w.current_task_id, w.environment_name, w.worker_metadata::text"""
+    w.tasks_processed, w.current_task_id, w.environment_name, w.worker_metadata::text,
+    w.system_info::text, {_ms("w.disconnected_at")} AS disconnected_ms, w.disconnect_reason,
+    w.exit_code, w.error_message"""
 
 # The worker lateral yields nothing for a caller without (matching) workers, so the instance
 # lateral's join key is null and the caller row still comes back once.

@@ -49,6 +49,27 @@ async def read_live_fields(
     return await pipe.execute()
 
 
+async def read_worker_live(
+    redis: Redis | RedisPipe, shards: int, worker_id: str
+) -> tuple[LiveFields, list[bytes]]:
+    """One worker's hot fields and recent log lines (oldest first), in one round trip (raises
+    REDIS_DOWN). The two keys share a hash tag, so on a cluster they go to one node."""
+    key, logs = keys.worker_key(worker_id, shards), keys.logs_key(worker_id, shards)
+    if isinstance(redis, RedisPipe):
+        hmget = f"{_HMGET_HEAD}${len(key)}\r\n{key}\r\n{_FIELDS_RESP}".encode()
+        packed = hmget + resp.command("LRANGE", logs, "0", "-1")
+        replies = await redis.call_many(packed, 2)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise refusal_or_self(reply)
+        return replies[0], replies[1]
+    pipe = redis.pipeline(transaction=False)
+    pipe.execute_command("HMGET", key, *keys.LIVE_FIELDS)
+    pipe.execute_command("LRANGE", logs, "0", "-1")
+    fields, lines = await pipe.execute()
+    return fields, lines
+
+
 class WorkerInstance(msgspec.Struct, gc=False):
     provider: str
     region: str | None
@@ -88,6 +109,20 @@ class Worker(msgspec.Struct, gc=False):
     currentTaskId: str | None
     environmentName: str | None
     workerMetadata: JsonObject | None  # JSON text, passed through without re-parsing
+    systemInfo: Annotated[
+        JsonObject | None,
+        msgspec.Meta(description="The last `system_info` a full Kubiya beat reported."),
+    ]
+    disconnectedAt: Annotated[
+        DateTime | None,
+        msgspec.Meta(
+            description="When the worker said it disconnected; it is offline from then until "
+            "its next beat, which clears the disconnect fields."
+        ),
+    ]
+    disconnectReason: str | None
+    exitCode: int | None
+    errorMessage: str | None
 
 
 class WorkerListItem(Worker, gc=False):
@@ -96,8 +131,22 @@ class WorkerListItem(Worker, gc=False):
     instance: WorkerInstance | None
 
 
+class WorkerDetail(Worker, gc=False):
+    """One worker, with its recent log lines."""
+
+    recentLogs: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="The last log lines full Kubiya beats sent, oldest first (at most 100, "
+            "and at most HB_MAX_LOG_BYTES together). Kept in Redis only: empty while Redis is "
+            "unreachable or after it lost its data."
+        ),
+    ]
+
+
 # The merged fields come as one tuple, which a type checker cannot count against the fields.
 _list_item: Any = WorkerListItem
+_detail: Any = WorkerDetail
 
 
 class WorkerListResponse(msgspec.Struct, gc=False):
@@ -108,7 +157,7 @@ class WorkerListResponse(msgspec.Struct, gc=False):
 
 
 class WorkerResponse(msgspec.Struct, gc=False):
-    worker: Worker
+    worker: WorkerDetail
     instance: WorkerInstance | None
 
 
@@ -125,6 +174,21 @@ def worker_view(
 ) -> Worker:
     """The worker's durable row with its fresh Redis fields merged in."""
     return Worker(*_merged_fields(row, live, caller_user_id, now_ms, settings))
+
+
+def detail_view(
+    row: Mapping[str, Any],
+    live: LiveFields,
+    logs: Sequence[bytes],
+    caller_user_id: str | None,
+    now_ms: int,
+    settings: Settings,
+) -> WorkerDetail:
+    """`worker_view` with the worker's recent log lines."""
+    fields = _merged_fields(row, live, caller_user_id, now_ms, settings)
+    lines = [line.decode(errors="replace") for line in logs]
+    detail: WorkerDetail = _detail(*fields, lines)
+    return detail
 
 
 def list_item_view(
@@ -154,7 +218,7 @@ def _merged_fields(
     come from whichever side holds the newer heartbeat, Redis on a tie (it has every beat
     Postgres has, and maybe more). An empty value in Redis counts as missing (hence the
     truthiness tests)."""
-    hb, act, iar, osc, skew, ks, kt, kc, ke, km = live
+    hb, act, iar, osc, skew, ks, kt, kc, ke, km, si, dc, dr, dx, de = live
     heartbeat: int | None = row["last_heartbeat_ms"]
     redis_newer = False
     if hb and (heartbeat is None or int(hb) >= heartbeat):
@@ -173,15 +237,34 @@ def _merged_fields(
         sessions = row["open_session_count"]
         skew_ms = row["clock_skew_ms"]
     # Kubiya's fields travel together: with a Kubiya beat in Redis, a missing task id means null.
+    # Only Kubiya's older route names an environment: without one in Redis the stored one stays.
     if redis_newer and ks:
         kubiya: tuple[Any, ...] = (
             ks.decode(), int(kt) if kt else None, kc.decode() if kc else None,
-            ke.decode() if ke else None, _raw(km),
+            ke.decode() if ke else row["environment_name"], _raw(km),
         )  # fmt: skip
     else:
         kubiya = (
             row["reported_status"], row["tasks_processed"], row["current_task_id"],
             row["environment_name"], _raw(row["worker_metadata"]),
+        )  # fmt: skip
+    # A lightweight beat keeps the last system info: Redis' if it holds one (only a full beat
+    # writes it, and Postgres has nothing newer), else the stored one.
+    system_info = _raw(si) if si else _raw(row["system_info"])
+    # The disconnect goes with the newer side (a beat after it cleared it in Redis); a worker
+    # that disconnected without ever beating has it in Redis only.
+    if redis_newer or (dc and not hb):
+        disconnected = int(dc) if dc else None
+        disconnect: tuple[Any, ...] = (
+            None if disconnected is None else format_ms(disconnected),
+            dr.decode() if dc and dr else None, int(dx) if dc and dx else None,
+            de.decode() if dc and de else None,
+        )  # fmt: skip
+    else:
+        disconnected = row["disconnected_ms"]
+        disconnect = (
+            None if disconnected is None else format_ms(disconnected),
+            row["disconnect_reason"], row["exit_code"], row["error_message"],
         )  # fmt: skip
 
     created_by = row["created_by_user_id"]
@@ -201,11 +284,13 @@ def _merged_fields(
         None if active is None else format_ms(active),
         row["created_at_text"],
         row["updated_at_text"],
-        liveness_of(heartbeat, now_ms, settings.stale_after, settings.offline_after),
+        liveness_of(heartbeat, now_ms, settings.stale_after, settings.offline_after, disconnected),
         bool(is_active),
         sessions,
         skew_ms,
         *kubiya,
+        system_info,
+        *disconnect,
     )
 
 

@@ -16,9 +16,9 @@ from api.worker_view import (
     NO_LIVE_FIELDS,
     WorkerListResponse,
     WorkerResponse,
+    detail_view,
     instance_view,
     list_item_view,
-    worker_view,
 )
 from shared.contract import typeid
 from shared.contract.times import now_ms
@@ -99,10 +99,8 @@ async def get_worker(request: Request) -> Response:
     # Another organization's worker is indistinguishable from a missing one.
     if row["id"] is None:
         return error_responses.worker_not_found()
-    live = await state.live_fields([worker_id])
-    worker = worker_view(
-        row, NO_LIVE_FIELDS if live is None else live[0], caller_of(row).user_id, now_ms(),
-        state.settings,
-    )  # fmt: skip
+    live = await state.worker_live(worker_id)
+    fields, logs = (NO_LIVE_FIELDS, []) if live is None else live
+    worker = detail_view(row, fields, logs, caller_of(row).user_id, now_ms(), state.settings)
     headers = degraded_headers(state) if live is None else None
     return JSON(WorkerResponse(worker, instance_view(row)), headers=headers)

@@ -9,7 +9,7 @@ from redis import Redis
 
 from shared.contract import keys, typeid
 from shared.contract.record import RECORD_HEARTBEATS, DenBeat, record_call
-from shared.contract.tokens import issue_worker_token
+from shared.contract.tokens import hash_secret, issue_worker_token, new_api_key
 from shared.settings import parse_token_keys
 
 
@@ -42,6 +42,17 @@ def register_fleet(redis_url: str, fleet: Fleet, shards: int) -> None:
             pipe.execute()
     finally:
         client.close()
+
+
+def register_org_api_key(redis_url: str, fleet: Fleet) -> str:
+    """A new API key of the fleet's org, as `registry.register_api_key` writes it."""
+    key = new_api_key()
+    client = Redis.from_url(redis_url)
+    try:
+        client.hset(keys.API_KEYS, hash_secret(key), fleet.org_id)
+    finally:
+        client.close()
+    return key
 
 
 def den_beat(worker_id: str, heartbeat_ms: int) -> DenBeat:

@@ -88,6 +88,48 @@ end
     )
 
 
+def beats_script(paths: Sequence[str], bearers: Sequence[str], bodies: Sequence[str]) -> str:
+    """POSTs cycling over `paths`, the i-th with `Bearer <bearers[i]>` and body `bodies[i]`
+    (a fleet that mixes routes and credentials); threads start apart."""
+    distinct = list(dict.fromkeys(bodies))
+    index = {body: i + 1 for i, body in enumerate(distinct)}
+    path_list = ",\n".join(lua_string(p) for p in paths)
+    bearer_list = ",\n".join(lua_string(b) for b in bearers)
+    body_list = ", ".join(lua_string(b) for b in distinct)
+    which = ",".join(str(index[b]) for b in bodies)
+    return (
+        f"""
+local paths = {{{path_list}}}
+local bearers = {{{bearer_list}}}
+local bodies = {{{body_list}}}
+local which = {{{which}}}
+local requests = {{}}
+local n = 0
+local threads = 0
+
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  for i = 1, #paths do
+    local headers = {{["Content-Type"] = "application/json",
+                     ["Authorization"] = "Bearer " .. bearers[i]}}
+    requests[i] = wrk.format("POST", paths[i], headers, bodies[which[i]])
+  end
+  n = (offset or 0) * 4999 % #requests
+end
+
+function request()
+  n = n % #requests + 1
+  return requests[n]
+end
+"""
+        + REPORT_LUA
+    )
+
+
 def get_script(path: str, headers: dict[str, str]) -> str:
     lines = [f"wrk.path = {lua_string(path)}"]
     lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]

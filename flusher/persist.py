@@ -29,8 +29,10 @@ _COLUMNS = (
     ("id", "text", False), ("hb", "int8", False), ("act", "int8", False),
     ("iar", "bool", False), ("osc", "int8", False), ("skew", "int8", False),
     ("ks", "text", True), ("kt", "int8", False), ("kc", "text", True), ("ke", "text", True),
-    ("km", "text", True),
+    ("km", "text", True), ("si", "text", True), ("dc", "int8", False), ("dr", "text", True),
+    ("dx", "int8", False), ("de", "text", True),
 )  # fmt: skip
+_TIMES = ("hb", "act", "dc")  # epoch ms, converted once in the subquery
 
 # A newer beat's missing session count or activity flag means "not reported, keep the stored
 # one"; a missing skew means the newest beat observed none (no client time), so it clears it.
@@ -43,12 +45,29 @@ _SET_DEN = f"""
         THEN COALESCE(b.osc, w.open_session_count) ELSE w.open_session_count END,
     clock_skew_ms = CASE WHEN {_NEWER} THEN b.skew ELSE w.clock_skew_ms END,"""
 
+# A newer beat clears a disconnect (the worker is back). A chunk without the columns beyond
+# Den's holds no disconnect in Redis, so for it a newer beat means none.
+_CLEAR_DISCONNECT = f"""
+    disconnected_at = CASE WHEN {_NEWER} THEN NULL ELSE w.disconnected_at END,
+    disconnect_reason = CASE WHEN {_NEWER} THEN NULL ELSE w.disconnect_reason END,
+    exit_code = CASE WHEN {_NEWER} THEN NULL ELSE w.exit_code END,
+    error_message = CASE WHEN {_NEWER} THEN NULL ELSE w.error_message END,"""
+
+# The per-worker route names no environment and a lightweight beat no system info: both stay
+# until a beat names them.
 _SET_KUBIYA = f"""
     reported_status = CASE WHEN {_KUBIYA} THEN b.ks ELSE w.reported_status END,
     tasks_processed = CASE WHEN {_KUBIYA} THEN b.kt ELSE w.tasks_processed END,
     current_task_id = CASE WHEN {_KUBIYA} THEN b.kc ELSE w.current_task_id END,
-    environment_name = CASE WHEN {_KUBIYA} THEN b.ke ELSE w.environment_name END,
-    worker_metadata = CASE WHEN {_KUBIYA} THEN b.km::jsonb ELSE w.worker_metadata END,"""
+    environment_name = CASE WHEN {_KUBIYA}
+        THEN COALESCE(b.ke, w.environment_name) ELSE w.environment_name END,
+    worker_metadata = CASE WHEN {_KUBIYA} THEN b.km::jsonb ELSE w.worker_metadata END,
+    system_info = CASE WHEN {_NEWER} AND b.si IS NOT NULL
+        THEN b.si::jsonb ELSE w.system_info END,
+    disconnected_at = CASE WHEN {_NEWER} THEN b.dc ELSE w.disconnected_at END,
+    disconnect_reason = CASE WHEN {_NEWER} THEN b.dr ELSE w.disconnect_reason END,
+    exit_code = CASE WHEN {_NEWER} THEN b.dx ELSE w.exit_code END,
+    error_message = CASE WHEN {_NEWER} THEN b.de ELSE w.error_message END,"""
 
 
 def _persist_sql(width: int) -> str:
@@ -56,18 +75,21 @@ def _persist_sql(width: int) -> str:
     columns = _COLUMNS[:width]
     arrays = ", ".join(f"${i}::text::{kind}[]" for i, (_, kind, _) in enumerate(columns, 1))
     names = [name for name, _, _ in columns]
-    fields = ", ".join(names[3:])
-    kubiya = _SET_KUBIYA if width > DEN_WIDTH else ""
+    fields = ", ".join(
+        f"to_timestamp({name}::float8 / 1000) AS {name}" if name in _TIMES else name
+        for name in names
+    )
+    extended = width > DEN_WIDTH
     # Rows go by id so that every flusher locks them in one order (a lock cycle between two
-    # flushers writing the same workers is then unlikely); a missing heartbeat is a gone hash.
+    # flushers writing the same workers is then unlikely); a hash with neither a heartbeat nor a
+    # disconnect is gone.
     return f"""
-UPDATE workers AS w SET{_SET_DEN}{kubiya}
+UPDATE workers AS w SET{_SET_DEN}{_SET_KUBIYA if extended else _CLEAR_DISCONNECT}
     heartbeat_persisted_at = now()
 FROM (
-    SELECT id, to_timestamp(hb::float8 / 1000) AS hb, to_timestamp(act::float8 / 1000) AS act,
-           {fields}
+    SELECT {fields}
       FROM unnest({arrays}) AS u({", ".join(names)})
-     WHERE hb IS NOT NULL
+     WHERE hb IS NOT NULL{" OR dc IS NOT NULL" if extended else ""}
      ORDER BY id COLLATE "C"
     OFFSET 0  -- converts each timestamp once, not once per use below
 ) AS b

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ingest.asgi_io import send_response
 from ingest.den_route import DenHeartbeatRoute
 from ingest.kubiya_route import KubiyaHeartbeatRoute
+from ingest.kubiya_worker_route import KubiyaDisconnectRoute, KubiyaWorkerHeartbeatRoute
 from ingest.openapi_routes import ingest_document
 from ingest.state import IngestState
 from ingest.traced import SampledRoute, TracedGroupCommitter
@@ -39,33 +40,51 @@ log = logging.getLogger("hb.ingest")
 DEN_PREFIX, DEN_SUFFIX = "/v1/workers/", "/activity-heartbeat"
 DEN_ROUTE = DEN_PREFIX + "{id}" + DEN_SUFFIX
 KUBIYA_PATH = "/api/v1/workers/heartbeat"
+KUBIYA_PREFIX = "/api/v1/workers/"
+KUBIYA_WORKER_ROUTE = KUBIYA_PREFIX + "{worker_id}/heartbeat"
+KUBIYA_DISCONNECT_ROUTE = KUBIYA_PREFIX + "{worker_id}/disconnect"
 INTERNAL_ERROR = encoder.encode(
     {"error": "internal_error", "message": "An unexpected error occurred."}
 )
 
 
 class IngestApp(Starlette):
-    """Starlette, with the two heartbeat routes dispatched before its middleware and router.
+    """Starlette, with the heartbeat routes dispatched before its middleware and router.
 
     Measured: skipping the error middleware and the route table for beats is worth ~10% of
     throughput. The routes answer every error themselves; anything else still goes to Starlette.
     """
 
-    def __init__(self, den: DenHeartbeatRoute, kubiya: KubiyaHeartbeatRoute, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        den: ASGIApp,
+        kubiya: ASGIApp,
+        kubiya_worker: ASGIApp,
+        kubiya_disconnect: ASGIApp,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self._den: ASGIApp = den
-        self._kubiya: ASGIApp = kubiya
+        self._den = den
+        self._kubiya = kubiya
+        self._kubiya_worker = kubiya_worker
+        self._kubiya_disconnect = kubiya_disconnect
+        self._per_worker = {"heartbeat": kubiya_worker, "disconnect": kubiya_disconnect}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             path: str = scope["path"]
-            if path == KUBIYA_PATH:
-                return await _guarded(self._kubiya, scope, receive, send)
             if path.startswith(DEN_PREFIX) and path.endswith(DEN_SUFFIX):
                 worker_id = path[len(DEN_PREFIX) : -len(DEN_SUFFIX)]
                 if worker_id and "/" not in worker_id:
                     scope["path_params"] = {"id": worker_id}
                     return await _guarded(self._den, scope, receive, send)
+            elif path.startswith(KUBIYA_PREFIX):
+                if path == KUBIYA_PATH:
+                    return await _guarded(self._kubiya, scope, receive, send)
+                worker_id, _, action = path[len(KUBIYA_PREFIX) :].partition("/")
+                if worker_id and action in self._per_worker:
+                    scope["path_params"] = {"worker_id": worker_id}
+                    return await _guarded(self._per_worker[action], scope, receive, send)
         await super().__call__(scope, receive, send)
 
     def sample_beats(self, ratio: float, tracer: Tracer) -> None:
@@ -74,8 +93,17 @@ class IngestApp(Starlette):
         sampled: dict[object, ASGIApp] = {
             self._den: SampledRoute(self._den, DEN_ROUTE, ratio, tracer),
             self._kubiya: SampledRoute(self._kubiya, KUBIYA_PATH, ratio, tracer),
+            self._kubiya_worker: SampledRoute(
+                self._kubiya_worker, KUBIYA_WORKER_ROUTE, ratio, tracer
+            ),
+            self._kubiya_disconnect: SampledRoute(
+                self._kubiya_disconnect, KUBIYA_DISCONNECT_ROUTE, ratio, tracer
+            ),
         }
         self._den, self._kubiya = sampled[self._den], sampled[self._kubiya]
+        self._kubiya_worker = sampled[self._kubiya_worker]
+        self._kubiya_disconnect = sampled[self._kubiya_disconnect]
+        self._per_worker = {"heartbeat": self._kubiya_worker, "disconnect": self._kubiya_disconnect}
         for route in self.routes:  # beats under a root path come through the router
             if isinstance(route, Route) and route.app in sampled:
                 route.app = sampled[route.app]
@@ -140,9 +168,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     den, kubiya = DenHeartbeatRoute(state), KubiyaHeartbeatRoute(state)
+    kubiya_worker = KubiyaWorkerHeartbeatRoute(state)
+    kubiya_disconnect = KubiyaDisconnectRoute(state)
     routes = [
         Route(DEN_ROUTE, den, methods=["POST"]),
         Route(KUBIYA_PATH, kubiya, methods=["POST"]),
+        Route(KUBIYA_WORKER_ROUTE, kubiya_worker, methods=["POST"]),
+        Route(KUBIYA_DISCONNECT_ROUTE, kubiya_disconnect, methods=["POST"]),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
@@ -152,6 +184,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return IngestApp(
         den,
         kubiya,
+        kubiya_worker,
+        kubiya_disconnect,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,

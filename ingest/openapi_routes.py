@@ -1,4 +1,5 @@
-"""The ingest service's routes for its OpenAPI document: Den's and Kubiya's heartbeats."""
+"""The ingest service's routes for its OpenAPI document: Den's and Kubiya's heartbeats, and
+Kubiya's disconnect."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from shared.contract.wire import (
     KubiyaError,
     NotFoundError,
     UnauthorizedError,
+    WorkerDisconnectRequest,
     WorkerHeartbeatRequest,
     WorkerHeartbeatResponse,
+    WorkerHeartbeatSimple,
     WorkerId,
 )
 from shared.web.openapi import (
@@ -61,6 +64,50 @@ ROUTES = [
             503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
         },
     ),
+    Operation(
+        "post", "/api/v1/workers/{worker_id}/heartbeat", "Worker Activity",
+        "Worker heartbeat, worker id in the path (Kubiya)",
+        description="What Kubiya's released worker sends: a lightweight beat (status fields) "
+        "every interval, and every few minutes a full one adding `system_info` and the log "
+        "lines since the previous full beat. A lightweight beat keeps the stored `system_info`; "
+        "log lines are appended to the worker's recent logs (the last 100 lines, at most "
+        "HB_MAX_LOG_BYTES together, kept in Redis only). A beat brings a disconnected worker "
+        "back online. Bearer is the worker's heartbeat token or an org API key of its org; a "
+        "beat Redis did not take is answered 503, never 204.",
+        operation_id="worker_heartbeat_simple_api_v1_workers__worker_id__heartbeat_post",
+        security=[{"workerBearer": []}],
+        params=[Param("worker_id", "path", WorkerId, "The worker's id.")],
+        body=WorkerHeartbeatSimple,
+        replies={
+            204: Reply("Heartbeat recorded."),
+            401: Reply("Missing or invalid credentials.", KubiyaError),
+            404: Reply("Malformed or unknown worker id, or not in the API key's org.",
+                       KubiyaError),
+            413: Reply("The request body is too large.", KubiyaError),
+            422: Reply("Validation Error", HTTPValidationError),
+            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
+        },
+    ),
+    Operation(
+        "post", "/api/v1/workers/{worker_id}/disconnect", "Worker Activity",
+        "Worker disconnect (Kubiya)",
+        description="The worker stops (on shutdown, error or crash): it is offline at once, "
+        "and its `disconnectedAt`, `disconnectReason`, `exitCode` and `errorMessage` are kept "
+        "until its next beat clears them. Credentials and answers as for the heartbeat.",
+        operation_id="worker_disconnect_api_v1_workers__worker_id__disconnect_post",
+        security=[{"workerBearer": []}],
+        params=[Param("worker_id", "path", WorkerId, "The worker's id.")],
+        body=WorkerDisconnectRequest,
+        replies={
+            204: Reply("Disconnect recorded."),
+            401: Reply("Missing or invalid credentials.", KubiyaError),
+            404: Reply("Malformed or unknown worker id, or not in the API key's org.",
+                       KubiyaError),
+            413: Reply("The request body is too large.", KubiyaError),
+            422: Reply("Validation Error", HTTPValidationError),
+            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
+        },
+    ),
     *operational_routes("Redis is reachable."),
 ]  # fmt: skip
 
@@ -68,7 +115,7 @@ SECURITY: dict[str, Schema] = {
     "workerBearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "A worker heartbeat token (`hbw.…`); on Kubiya's route also an org API "
+        "description": "A worker heartbeat token (`hbw.…`); on Kubiya's routes also an org API "
         "key (`hbk_…`).",
     },
     "denWorkerToken": {"type": "apiKey", "in": "header", "name": "x-den-worker-heartbeat-token"},

@@ -202,6 +202,7 @@ class Settings:
     request_timeout: float = 10.0
     max_connections: int = 1024
     max_metadata_bytes: int = 8192
+    max_log_bytes: int = 65536  # a worker's recent log lines together (Kubiya's full beats)
     redis_timeout: float = 2.0
     retry_after: int = 1
     log_level: str = "info"
@@ -220,7 +221,7 @@ _SECONDS = {
 }  # fmt: skip
 _INTS = {
     "shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "max_metadata_bytes",
-    "max_header_bytes", "max_connections", "retry_after", "max_workers_per_org",
+    "max_log_bytes", "max_header_bytes", "max_connections", "retry_after", "max_workers_per_org",
     "max_api_keys_per_org",
 }  # fmt: skip
 _LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.contract_facts import DOCUMENTS
+from tests.contract_facts import DOCUMENTS, kubiya
 from tests.contracts import contract_document
 
 FACTS_DIR = Path(__file__).parent / "contract_facts"
@@ -139,6 +139,10 @@ def test_the_fixtures_import_no_product_code() -> None:
          "postV1WorkersByIdActivityHeartbeat", {"200", "400", "401", "404"}),
         ("kubiya_heartbeat", "/api/v1/workers/heartbeat", "post",
          "worker_heartbeat_api_v1_workers_heartbeat_post", {"204", "422"}),
+        ("kubiya_worker_heartbeat", "/api/v1/workers/{worker_id}/heartbeat", "post",
+         "worker_heartbeat_simple_api_v1_workers__worker_id__heartbeat_post", {"204", "422"}),
+        ("kubiya_worker_disconnect", "/api/v1/workers/{worker_id}/disconnect", "post",
+         "worker_disconnect_api_v1_workers__worker_id__disconnect_post", {"204", "422"}),
         ("den_list_workers", "/v1/workers", "get", "getV1Workers", {"200", "400", "401"}),
         ("den_get_worker", "/v1/workers/{id}", "get", "getV1WorkersById",
          {"200", "400", "401", "404"}),
@@ -349,3 +353,60 @@ def test_kubiya_validation_error() -> None:
     assert not answer.is_valid({"detail": [{**issue, "loc": ["body", 0.5]}]})
     for field in issue:
         assert not answer.is_valid({"detail": [{k: v for k, v in issue.items() if k != field}]})
+
+
+# --- Kubiya's per-worker routes, and what its released worker sends on them ------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        ({}, True),
+        (kubiya.released_worker_lightweight_beat(), True),
+        (kubiya.released_worker_full_beat(kubiya.released_worker_log_lines(3)), True),
+        ({"system_info": {}, "logs": []}, True),
+        ({"system_info": None, "logs": None}, True),
+        ({"system_info": {"pid": "1"}}, False),
+        ({"system_info": {"supported_runtimes": "agno"}}, False),
+        ({"logs": "one line"}, False),
+        ({"logs": [1]}, False),
+        ({"tasks_processed": "3"}, False),
+        ({"worker_metadata": []}, False),
+        ([], False),
+    ],
+)
+def test_kubiya_worker_heartbeat_request(body: Any, valid: bool) -> None:
+    assert _body("kubiya_worker_heartbeat").is_valid(body) is valid
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        ({}, True),
+        (kubiya.released_worker_disconnect(), True),
+        (kubiya.released_worker_disconnect("crash", None, "Traceback ..."), True),
+        ({"exit_code": "0"}, False),
+        ({"reason": None}, False),
+        ({"error_message": 1}, False),
+        ([], False),
+    ],
+)
+def test_kubiya_disconnect_request(body: Any, valid: bool) -> None:
+    assert _body("kubiya_worker_disconnect").is_valid(body) is valid
+
+
+@pytest.mark.parametrize("name", ["kubiya_worker_heartbeat", "kubiya_worker_disconnect"])
+def test_the_per_worker_routes_take_the_worker_id_in_the_path_and_answer_204(name: str) -> None:
+    assert _parameter(name, "path", "worker_id")["required"] is True
+    _, _, operation = _operation(name)
+    assert "content" not in operation["responses"]["204"]
+    assert operation["requestBody"]["required"] is True
+
+
+def test_the_released_worker_sends_every_system_info_field_and_fewer_lines_than_it_sent() -> None:
+    schemas = contract_document("kubiya_worker_heartbeat")["components"]["schemas"]
+    assert set(kubiya.released_worker_system_info()) == set(
+        schemas["WorkerSystemInfo"]["properties"]
+    )
+    lines = kubiya.released_worker_log_lines(150)
+    assert len(set(lines)) == 150 and kubiya.LOG_LINES_KEPT == 100

@@ -21,12 +21,14 @@ RETURN_LEGACY_CLAIMS = load_script("return_legacy_claims")
 
 DEN_WIDTH = 6  # the worker id and the five fields every beat writes
 KUBIYA_WIDTH = 1 + len(keys.LIVE_FIELDS)
+_KUBIYA_ROW = 1 + KUBIYA_WIDTH - DEN_WIDTH  # a row number and the fields beyond Den's
 
 
 class LiveColumns:
     """Workers' hot fields as Redis holds them, one list per column: the worker id, then
-    LIVE_FIELDS, b"" where a field is missing. The five Kubiya columns are there only when a
-    Kubiya beat is among the workers.
+    LIVE_FIELDS, b"" where a field is missing. The columns beyond Den's (Kubiya's status fields,
+    system info, the disconnect) are there only when a worker among them has a Kubiya status or
+    a disconnect in Redis.
 
     Kept as the bytes Redis sent: Postgres parses them (see `flusher.pg_arrays`), so a worker
     costs no Python object per field."""
@@ -91,9 +93,9 @@ def parse_claim(shard: int, reply: Sequence[Any]) -> Claim:
     if kubiya:
         n = len(columns[0])
         extra: list[list[bytes]] = [[b""] * n for _ in range(KUBIYA_WIDTH - DEN_WIDTH)]
-        for i in range(0, len(kubiya), 6):
+        for i in range(0, len(kubiya), _KUBIYA_ROW):
             row = kubiya[i] - 1
-            for column, value in zip(extra, kubiya[i + 1 : i + 6], strict=True):
+            for column, value in zip(extra, kubiya[i + 1 : i + _KUBIYA_ROW], strict=True):
                 column[row] = value
         columns += extra
     return Claim(shard, name.decode(), LiveColumns(columns))

@@ -23,6 +23,12 @@ F_TASKS = "kt"
 F_TASK_ID = "kc"
 F_ENVIRONMENT = "ke"
 F_METADATA = "km"  # JSON text
+F_SYSTEM_INFO = "si"  # JSON text: the last `system_info` of a full beat (per-worker route)
+F_DISCONNECTED = "dc"  # when the worker said it disconnected, ms; cleared by its next beat
+F_DISCONNECT_REASON = "dr"
+F_EXIT_CODE = "dx"
+F_ERROR_MESSAGE = "de"
+F_LOG_BYTES = "lb"  # the bytes of the lines its recent-logs list holds (see `logs_key`)
 F_PERSISTED = "p"  # the heartbeat ms that Postgres holds
 
 # The names the Lua scripts use for the fields above (`${HEARTBEAT}` and so on).
@@ -31,12 +37,16 @@ SCRIPT_FIELDS = {
     "ACTIVE": F_ACTIVE, "ACTIVE_RECENTLY": F_ACTIVE_RECENTLY, "OPEN_SESSIONS": F_OPEN_SESSIONS,
     "SKEW": F_SKEW, "STATUS": F_STATUS, "TASKS": F_TASKS, "TASK_ID": F_TASK_ID,
     "ENVIRONMENT": F_ENVIRONMENT, "METADATA": F_METADATA, "PERSISTED": F_PERSISTED,
+    "SYSTEM_INFO": F_SYSTEM_INFO, "DISCONNECTED": F_DISCONNECTED,
+    "DISCONNECT_REASON": F_DISCONNECT_REASON, "EXIT_CODE": F_EXIT_CODE,
+    "ERROR_MESSAGE": F_ERROR_MESSAGE, "LOG_BYTES": F_LOG_BYTES,
 }  # fmt: skip
 
 # What the flusher persists and the read API merges, in this order.
 LIVE_FIELDS = (
     F_HEARTBEAT, F_ACTIVE, F_ACTIVE_RECENTLY, F_OPEN_SESSIONS, F_SKEW,
     F_STATUS, F_TASKS, F_TASK_ID, F_ENVIRONMENT, F_METADATA,
+    F_SYSTEM_INFO, F_DISCONNECTED, F_DISCONNECT_REASON, F_EXIT_CODE, F_ERROR_MESSAGE,
 )  # fmt: skip
 
 API_KEYS = "hb:{apikeys}"
@@ -61,6 +71,13 @@ def worker_prefix(shard: int) -> str:
 
 def worker_key(worker_id: str, shards: int) -> str:
     return worker_prefix(shard_of(worker_id, shards)) + worker_id
+
+
+def logs_key(worker_id: str, shards: int) -> str:
+    """The worker's recent log lines (a list, oldest first), kept in Redis only. It shares the
+    worker hash's hash tag. (The record script derives it from `dirty_key` and the worker id:
+    keep the two in step.)"""
+    return f"{shard_tag(shard_of(worker_id, shards))}:logs:{worker_id}"
 
 
 def dirty_key(shard: int) -> str:

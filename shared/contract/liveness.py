@@ -13,10 +13,19 @@ class Liveness(StrEnum):
 
 
 def liveness_of(
-    last_heartbeat_ms: int | None, now_ms: int, stale_after: float, offline_after: float
+    last_heartbeat_ms: int | None,
+    now_ms: int,
+    stale_after: float,
+    offline_after: float,
+    disconnected_ms: int | None = None,
 ) -> Liveness:
     """`stale_after` and `offline_after` are seconds since the last heartbeat; a heartbeat ahead
-    of `now_ms` (another replica's clock) counts as just now."""
+    of `now_ms` (another replica's clock) counts as just now. A worker that said it disconnected
+    at or after its last heartbeat is offline at once."""
+    if disconnected_ms is not None and (
+        last_heartbeat_ms is None or disconnected_ms >= last_heartbeat_ms
+    ):
+        return Liveness.OFFLINE
     if last_heartbeat_ms is None:
         return Liveness.NEVER
     age_ms = now_ms - last_heartbeat_ms

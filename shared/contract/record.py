@@ -1,8 +1,8 @@
 """Recording beats: the typed arguments and reply of `scripts/record_heartbeats.lua`.
 
-Ingest's routes build DenBeat and KubiyaBeat values; group commit turns a batch of them into one
-script call with `record_call` and hands each request its BeatResult from `parse_results`.
-Nothing else packs the script's arguments or slices its reply.
+Ingest's routes build DenBeat, KubiyaBeat, WorkerBeat and Disconnect values; group commit turns a
+batch of them into one script call with `record_call` and hands each request its BeatResult from
+`parse_results`. Nothing else packs the script's arguments or slices its reply.
 """
 
 from __future__ import annotations
@@ -45,7 +45,39 @@ class KubiyaBeat(NamedTuple):
     metadata_json: str
 
 
-Beat = DenBeat | KubiyaBeat
+class WorkerBeat(NamedTuple):
+    """A beat on Kubiya's per-worker route. Lightweight: neither `system_info_json` nor `logs`;
+    a full beat may carry both. The stored environment and system info stay when a beat does not
+    name them. Credentials as for KubiyaBeat."""
+
+    worker_id: str
+    token_version: int | None
+    org_id: str | None
+    heartbeat_ms: int
+    status: str
+    tasks_processed: int
+    current_task_id: str | None
+    metadata_json: str
+    system_info_json: str | None = None  # None: the stored one stays
+    logs: Sequence[str] = ()  # appended to the worker's recent logs (see `fit_log_lines`)
+    max_log_lines: int = 100
+    max_log_bytes: int = 65536
+
+
+class Disconnect(NamedTuple):
+    """A worker saying it stops: offline from now until its next beat, which clears this.
+    Credentials as for KubiyaBeat."""
+
+    worker_id: str
+    token_version: int | None
+    org_id: str | None
+    disconnected_ms: int
+    reason: str
+    exit_code: int | None
+    error_message: str | None
+
+
+Beat = DenBeat | KubiyaBeat | WorkerBeat | Disconnect
 
 
 class BeatResult(NamedTuple):
@@ -64,6 +96,25 @@ def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+def fit_log_lines(lines: Sequence[str], max_lines: int, max_bytes: int) -> list[str]:
+    """The newest of `lines` that the recent logs can keep: at most `max_lines` of them, together
+    at most `max_bytes` of UTF-8, a single longer line cut to `max_bytes` (at a character
+    boundary). The script trims the stored list by the same rule, oldest lines first."""
+    kept: list[str] = []
+    total = 0
+    for line in reversed(lines[-max_lines:]):
+        size = len(line) if line.isascii() else len(line.encode())
+        if size > max_bytes:
+            line = line.encode()[:max_bytes].decode(errors="ignore")
+            size = len(line.encode())
+        if total + size > max_bytes:
+            break
+        kept.append(line)
+        total += size
+    kept.reverse()
+    return kept
+
+
 def beat_args(beat: Beat) -> list[str]:
     """One beat's arguments, in the order the script reads them."""
     if type(beat) is DenBeat:
@@ -71,6 +122,26 @@ def beat_args(beat: Beat) -> list[str]:
             beat.worker_id, str(beat.token_version), "", str(beat.heartbeat_ms),
             _opt(beat.active_ms), "1" if beat.active_recently else "0",
             _opt(beat.open_sessions), _opt(beat.skew_ms), "d",
+        ]  # fmt: skip
+    if type(beat) is WorkerBeat:
+        args = [
+            beat.worker_id, _opt(beat.token_version), beat.org_id or "", str(beat.heartbeat_ms),
+            "", "", "", "", "w", beat.status, str(beat.tasks_processed),
+            beat.current_task_id or "", beat.metadata_json,
+        ]  # fmt: skip
+        if beat.system_info_json is None and not beat.logs:
+            return args  # a lightweight beat
+        args[8] = "f"
+        args += [
+            beat.system_info_json or "", str(beat.max_log_lines), str(beat.max_log_bytes),
+            str(len(beat.logs)), *beat.logs,
+        ]  # fmt: skip
+        return args
+    if type(beat) is Disconnect:
+        return [
+            beat.worker_id, _opt(beat.token_version), beat.org_id or "",
+            str(beat.disconnected_ms), "", "", "", "", "x", beat.reason, _opt(beat.exit_code),
+            beat.error_message or "",
         ]  # fmt: skip
     assert type(beat) is KubiyaBeat
     return [

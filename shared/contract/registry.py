@@ -38,7 +38,7 @@ async def unregister_workers(redis: Redis, shards: int, worker_ids: Iterable[str
     pipe = redis.pipeline(transaction=False)
     for worker_id in worker_ids:
         shard = keys.shard_of(worker_id, shards)
-        pipe.delete(keys.worker_prefix(shard) + worker_id)
+        pipe.delete(keys.worker_prefix(shard) + worker_id, keys.logs_key(worker_id, shards))
         pipe.zrem(keys.dirty_key(shard), worker_id)
     await pipe.execute()
 

@@ -99,6 +99,55 @@ class WorkerHeartbeatRequest(msgspec.Struct, forbid_unknown_fields=False):
     worker_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class WorkerSystemInfo(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+    """What a Kubiya worker reports of its host on a full beat; every field optional. Stored
+    and served without its null fields (fields Kubiya does not describe are dropped)."""
+
+    hostname: str | None = None
+    platform: str | None = None
+    os_name: str | None = None
+    os_version: str | None = None
+    python_version: str | None = None
+    cli_version: str | None = None
+    sdk_version: str | None = None
+    pid: int | None = None
+    cwd: str | None = None
+    supported_runtimes: list[str] | None = None
+    llm_gateway_url: str | None = None
+    docker_available: bool | None = None
+    docker_version: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: float | None = None
+    memory_total: int | None = None  # bytes
+    memory_used: int | None = None
+    memory_percent: float | None = None
+    disk_total: int | None = None  # bytes
+    disk_used: int | None = None
+    disk_percent: float | None = None
+    uptime_seconds: float | None = None
+
+
+class WorkerHeartbeatSimple(msgspec.Struct, forbid_unknown_fields=False):
+    """Kubiya's per-worker heartbeat body (the worker's id is in the path). A lightweight beat
+    carries the status fields only; a full one adds `system_info` and the log lines since the
+    previous full beat."""
+
+    status: str = "active"
+    tasks_processed: int = 0
+    current_task_id: str | None = None
+    worker_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    system_info: WorkerSystemInfo | None = None
+    logs: list[str] | None = None
+
+
+class WorkerDisconnectRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """Kubiya's disconnect body: why the worker stops (`shutdown`, `error`, `crash`, ...)."""
+
+    reason: str = "shutdown"
+    exit_code: int | None = None
+    error_message: str | None = None
+
+
 # Den's error bodies, and ours in the same shape for what Den's contract does not cover.
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
     message: str
@@ -143,6 +192,8 @@ class KubiyaError(msgspec.Struct):
 
 den_decoder = msgspec.json.Decoder(DenHeartbeat, dec_hook=decode_hook)
 kubiya_decoder = msgspec.json.Decoder(WorkerHeartbeatRequest)
+kubiya_worker_decoder = msgspec.json.Decoder(WorkerHeartbeatSimple)
+kubiya_disconnect_decoder = msgspec.json.Decoder(WorkerDisconnectRequest)
 encoder = msgspec.json.Encoder()
 
 _AT = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")

@@ -42,7 +42,9 @@ async def test_redis_down_serves_durable_values_and_says_so(
     worker_id, _, _ = await management.create_worker(pool, redis, settings, tenant.org_id, "w")
     persisted = datetime(2025, 5, 5, 5, 5, 5, 5000, tzinfo=UTC)
     await pool.execute(
-        "UPDATE workers SET last_heartbeat_at = $2, open_session_count = 3 WHERE id = $1",
+        "UPDATE workers SET last_heartbeat_at = $2, open_session_count = 3,"
+        " system_info = '{\"cpu_count\": 4}', disconnected_at = $2, disconnect_reason = 'crash'"
+        " WHERE id = $1",
         worker_id, persisted,
     )  # fmt: skip
 
@@ -56,6 +58,10 @@ async def test_redis_down_serves_durable_values_and_says_so(
         worker = body["workers"][0] if "workers" in body else body["worker"]
         assert worker["lastHeartbeatAt"] == "2025-05-05T05:05:05.005Z"
         assert worker["openSessionCount"] == 3
+        assert worker["systemInfo"] == {"cpu_count": 4}
+        assert (worker["disconnectReason"], worker["liveness"]) == ("crash", "offline")
+        if "worker" in body:  # the detail's recent logs are kept in Redis only
+            assert worker["recentLogs"] == []
 
 
 async def test_with_redis_up_there_is_no_degraded_header(api, tenant):

@@ -32,6 +32,18 @@ async def test_the_document_is_served_as_openapi_3_1(api: httpx.AsyncClient) -> 
         Draft202012Validator.check_schema(schema)
 
 
+def test_workers_carry_kubiyas_system_info_and_disconnect_and_the_detail_its_recent_logs() -> None:
+    schemas = DOC["components"]["schemas"]
+    added = {"systemInfo", "disconnectedAt", "disconnectReason", "exitCode", "errorMessage"}
+    assert added <= set(schemas["Worker"]["required"])
+    assert added <= set(schemas["WorkerListItem"]["required"])
+    assert "recentLogs" not in schemas["WorkerListItem"]["properties"]
+    assert "recentLogs" in schemas["WorkerDetail"]["required"]
+    assert schemas["WorkerResponse"]["properties"]["worker"] == {
+        "$ref": "#/components/schemas/WorkerDetail"
+    }
+
+
 @pytest.mark.parametrize("contract", ["den_list_workers", "den_get_worker"])
 def test_the_worker_reads_match_the_published_contracts(contract: str) -> None:
     assert_operation_covers_contract(DOC, contract)

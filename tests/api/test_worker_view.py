@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from api.worker_view import NO_LIVE_FIELDS, read_live_fields, worker_view
+from api.worker_view import NO_LIVE_FIELDS, read_live_fields, read_worker_live, worker_view
 from shared.contract import keys
 from shared.contract.times import format_ms, to_ms
 from shared.redis.pipe import RedisPipe
@@ -26,7 +26,8 @@ def durable(**overrides):
         "last_heartbeat_ms": T0_MS, "last_active_ms": T0_MS, "is_active_recently": True,
         "open_session_count": 4, "clock_skew_ms": 0, "reported_status": "idle",
         "tasks_processed": 3, "current_task_id": "old-task", "environment_name": "prod",
-        "worker_metadata": '{"v":1}',
+        "worker_metadata": '{"v":1}', "system_info": None, "disconnected_ms": None,
+        "disconnect_reason": None, "exit_code": None, "error_message": None,
     }  # fmt: skip
     return row | overrides
 
@@ -123,3 +124,63 @@ async def test_one_read_returns_each_workers_fields_in_order(client, redis, sett
         live(hb="5", osc="2"), live(hb="6", ks="busy", km='{"a":1}'), list(NO_LIVE_FIELDS),
         list(NO_LIVE_FIELDS),
     ]  # fmt: skip
+
+
+def test_system_info_is_redis_when_it_holds_one_else_the_stored_one():
+    row = durable(system_info='{"cpu_count":4}')
+    assert merged(row, live(hb=str(T0_MS + 1), si='{"cpu_count":8}')).systemInfo == msgspec.Raw(
+        b'{"cpu_count":8}'
+    )
+    # A lightweight beat in Redis (no system info there): the stored one stays.
+    light = live(hb=str(T0_MS + 1), ks="idle", kt="1", km="{}")
+    assert merged(row, light).systemInfo == msgspec.Raw(b'{"cpu_count":4}')
+    assert merged(durable(), light).systemInfo is None
+
+
+def test_the_environment_stays_when_redis_names_none():
+    worker = merged(durable(), live(hb=str(T0_MS + 1), ks="idle", kt="1", km="{}"))
+    assert (worker.reportedStatus, worker.environmentName) == ("idle", "prod")
+
+
+def test_a_disconnect_in_redis_makes_the_worker_offline_at_once():
+    fresh = live(hb=str(T0_MS + 1), dc=str(T0_MS + 1), dr="shutdown", dx="0")
+    worker = merged(durable(), fresh, now_ms=T0_MS + 2)
+    assert worker.liveness == "offline"
+    assert worker.disconnectedAt == format_ms(T0_MS + 1)
+    assert (worker.disconnectReason, worker.exitCode, worker.errorMessage) == ("shutdown", 0, None)
+
+
+def test_a_newer_beat_in_redis_hides_a_stored_disconnect():
+    row = durable(disconnected_ms=T0_MS, disconnect_reason="crash", exit_code=137,
+                  error_message="oom")  # fmt: skip
+    assert merged(row, NO_LIVE_FIELDS).liveness == "offline"
+    worker = merged(row, live(hb=str(T0_MS + 5)), now_ms=T0_MS + 6)
+    assert worker.liveness == "online"
+    assert (worker.disconnectedAt, worker.disconnectReason, worker.exitCode) == (None, None, None)
+    # Postgres newer than Redis (Redis lost data and holds an older beat): Postgres' disconnect.
+    older = merged(row, live(hb=str(T0_MS - 5)), now_ms=T0_MS + 6)
+    assert (older.liveness, older.disconnectReason, older.errorMessage) == (
+        "offline", "crash", "oom",
+    )  # fmt: skip
+
+
+def test_a_disconnect_without_any_heartbeat_is_offline_not_never():
+    row = durable(last_heartbeat_ms=None, last_active_ms=None)
+    worker = merged(row, live(dc=str(T0_MS), dr="error"))
+    assert (worker.liveness, worker.lastHeartbeatAt, worker.disconnectReason) == (
+        "offline", None, "error",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("client", ["pipe", "redis-py"])
+async def test_one_read_returns_a_workers_fields_and_recent_logs(client, redis, settings):
+    worker = await register(redis, settings)
+    await redis.hset(keys.worker_key(worker.id, settings.shards), mapping={"hb": "5", "si": "{}"})
+    await redis.rpush(keys.logs_key(worker.id, settings.shards), "one", "two")
+    reader = RedisPipe(settings.redis_url, settings.redis_timeout) if client == "pipe" else redis
+    fields, logs = await read_worker_live(reader, settings.shards, worker.id)
+    missing = await read_worker_live(reader, settings.shards, "wrk_01jqz3k5m2a8b9c0d1e2f3g4h5")
+    if isinstance(reader, RedisPipe):
+        reader.close()
+    assert (list(fields), logs) == (live(hb="5", si="{}"), [b"one", b"two"])
+    assert (list(missing[0]), missing[1]) == (list(NO_LIVE_FIELDS), [])

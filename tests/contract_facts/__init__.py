@@ -14,6 +14,8 @@ from tests.contract_facts import den, kubiya
 DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
     "den_heartbeat": den.heartbeat_document,
     "kubiya_heartbeat": kubiya.heartbeat_document,
+    "kubiya_worker_heartbeat": kubiya.worker_heartbeat_document,
+    "kubiya_worker_disconnect": kubiya.disconnect_document,
     "den_list_workers": den.list_workers_document,
     "den_get_worker": den.get_worker_document,
 }

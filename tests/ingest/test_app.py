@@ -175,10 +175,13 @@ async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: 
             assert (await client.post(den, json=beat, headers=auth)).status_code == 200
 
             server.stop()
+            per_worker = f"/api/v1/workers/{worker.id}/"
             for r in (
                 await client.post(den, json=beat, headers=auth),
                 await client.post(KUBIYA, json=kubiya, headers=auth),
                 await client.post(KUBIYA, json=kubiya, headers={"Authorization": "Bearer hbk_x"}),
+                await client.post(per_worker + "heartbeat", json={}, headers=auth),
+                await client.post(per_worker + "disconnect", json={}, headers=auth),
                 await client.get("/ready"),
             ):
                 assert_json_error(r, 503)
@@ -197,6 +200,9 @@ async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: 
                     break
             assert r.status_code == 200, r.text
             assert (await client.post(KUBIYA, json=kubiya, headers=auth)).status_code == 204
+            assert (
+                await client.post(per_worker + "heartbeat", headers=auth, json={})
+            ).status_code == 204
             assert (await client.get("/ready")).status_code == 200
     finally:
         server.stop()

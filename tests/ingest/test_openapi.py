@@ -12,12 +12,15 @@ from redis.asyncio import Redis
 
 from ingest.app import create_app
 from ingest.openapi_routes import ingest_document
-from shared.contract import typeid
+from shared.contract import registry, typeid
+from shared.contract.tokens import hash_secret, new_api_key
 from tests.conftest import RegisteredWorker, register
 from tests.openapi_support import assert_conforms, assert_operation_covers_contract, fuzz
 
 DEN = "/v1/workers/{id}/activity-heartbeat"
 KUBIYA = "/api/v1/workers/heartbeat"
+KUBIYA_WORKER = "/api/v1/workers/{worker_id}/heartbeat"
+KUBIYA_DISCONNECT = "/api/v1/workers/{worker_id}/disconnect"
 DOC = ingest_document()
 
 
@@ -26,12 +29,17 @@ async def test_the_document_is_served_as_openapi_3_1(ingest: httpx.AsyncClient) 
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) >= {DEN, KUBIYA, "/health", "/ready", "/metrics"}
+    assert set(document["paths"]) >= {
+        DEN, KUBIYA, KUBIYA_WORKER, KUBIYA_DISCONNECT, "/health", "/ready", "/metrics",
+    }  # fmt: skip
     for schema in document["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
 
 
-@pytest.mark.parametrize("contract", ["den_heartbeat", "kubiya_heartbeat"])
+@pytest.mark.parametrize(
+    "contract",
+    ["den_heartbeat", "kubiya_heartbeat", "kubiya_worker_heartbeat", "kubiya_worker_disconnect"],
+)
 def test_the_heartbeat_routes_match_the_published_contracts(contract: str) -> None:
     assert_operation_covers_contract(DOC, contract)
 
@@ -66,6 +74,27 @@ async def test_real_kubiya_responses_conform(ingest: httpx.AsyncClient, redis: R
         assert_conforms(DOC, KUBIYA, "post", status, response.json())
 
 
+async def test_real_kubiya_per_worker_responses_conform(
+    ingest: httpx.AsyncClient, redis: Redis, settings
+):
+    worker = await register(redis, settings)
+    auth = {"Authorization": f"Bearer {worker.token}"}
+    key = new_api_key()
+    await registry.register_api_key(redis, hash_secret(key), worker.org_id)
+    for route in (KUBIYA_WORKER, KUBIYA_DISCONNECT):
+        url = route.format(worker_id=worker.id)
+        assert (await ingest.post(url, json={}, headers=auth)).status_code == 204
+        cases = [
+            (422, url, {"tasks_processed": -1, "exit_code": "x"}, auth),
+            (401, url, {}, {}),
+            (404, route.format(worker_id="wrk_nope"), {}, {"Authorization": f"Bearer {key}"}),
+        ]
+        for status, path, payload, headers in cases:
+            response = await ingest.post(path, json=payload, headers=headers)
+            assert response.status_code == status, response.text
+            assert_conforms(DOC, route, "post", status, response.json())
+
+
 def test_fuzzed_requests_get_no_5xx_and_conforming_responses(settings, redis_url) -> None:
     """Most requests aim at a registered worker with its token, so bodies reach the store."""
     import asyncio
@@ -82,8 +111,9 @@ def test_fuzzed_requests_get_no_5xx_and_conforming_responses(settings, redis_url
     worker = asyncio.run(registered())
 
     def prepare(case: Any) -> dict[str, Any]:
-        if case.path_parameters and typeid.is_valid(str(case.path_parameters.get("id")), "wrk"):
-            case.path_parameters["id"] = worker.id
+        for name in ("id", "worker_id"):
+            if case.path_parameters and typeid.is_valid(str(case.path_parameters.get(name)), "wrk"):
+                case.path_parameters[name] = worker.id
         if isinstance(case.body, dict) and isinstance(case.body.get("worker_id"), str):
             case.body["worker_id"] = worker.id
         return {"headers": {"Authorization": f"Bearer {worker.token}"}}

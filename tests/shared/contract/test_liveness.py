@@ -26,3 +26,14 @@ def test_a_heartbeat_slightly_ahead_of_this_clock_is_online():
 
 def test_liveness_serializes_as_its_lowercase_name():
     assert [str(v) for v in Liveness] == ["online", "stale", "offline", "never"]
+
+
+def test_a_disconnect_at_or_after_the_last_heartbeat_is_offline_at_once():
+    assert liveness_of(NOW - 1000, NOW, 75, 150, disconnected_ms=NOW - 1000) is Liveness.OFFLINE
+    assert liveness_of(NOW - 1000, NOW, 75, 150, disconnected_ms=NOW - 10) is Liveness.OFFLINE
+    assert liveness_of(None, NOW, 75, 150, disconnected_ms=NOW) is Liveness.OFFLINE
+
+
+def test_a_heartbeat_after_a_disconnect_counts_as_usual():
+    assert liveness_of(NOW - 10, NOW, 75, 150, disconnected_ms=NOW - 1000) is Liveness.ONLINE
+    assert liveness_of(NOW - 80_000, NOW, 75, 150, disconnected_ms=NOW - 90_000) is Liveness.STALE
