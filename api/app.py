@@ -13,7 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import api_keys, error_responses, metrics, sessions, workers_manage, workers_read
+from api import (
+    api_keys,
+    error_responses,
+    fleet_summary,
+    metrics,
+    sessions,
+    workers_manage,
+    workers_read,
+)
 from api.openapi_routes import api_document
 from api.state import ApiState
 from shared.logs import RequestIdMiddleware
@@ -72,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/v1/workers", workers_read.list_workers, methods=["GET"]),
         Route("/v1/workers", workers_manage.create_worker, methods=["POST"]),
+        # Before `/v1/workers/{id}`, which would take "summary" for a (malformed) id.
+        Route("/v1/workers/summary", fleet_summary.worker_summary, methods=["GET"]),
         Route("/v1/workers/{id}", workers_read.get_worker, methods=["GET"]),
         Route("/v1/workers/{id}", workers_manage.delete_worker, methods=["DELETE"]),
         Route(

@@ -15,6 +15,8 @@ from api.bodies import (
     CreateWorker,
     RotatedToken,
 )
+from api.fleet_filters import LIVENESS, MAX_PREFIX, STATUSES
+from api.fleet_summary import FleetSummary
 from api.worker_view import WorkerListResponse, WorkerResponse
 from shared.contract.wire import (
     ApiKeyId,
@@ -35,8 +37,17 @@ from shared.web.openapi import (
     operational_routes,
 )
 
+
+def _comma_list_pattern(values: tuple[str, ...]) -> str:
+    one = "(" + "|".join(values) + ")"
+    return f"^{one}(,{one})*$"
+
+
 Limit = Annotated[int, msgspec.Meta(ge=1, le=50, extra_json_schema={"default": 20})]
 CursorText = Annotated[str, msgspec.Meta()]
+LivenessList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(LIVENESS))]
+StatusList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(STATUSES))]
+NamePrefix = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREFIX)]
 
 REGISTRY_PENDING: Schema = {
     "X-Registry-Sync": {
@@ -70,12 +81,25 @@ def _op(
 ROUTES = [
     _op("get", "/v1/workers", "Workers", "List workers", "getV1Workers", {
         200: Reply("Newest first, each with its latest instance.", WorkerListResponse),
-        400: Reply("Invalid limit or cursor.", InvalidRequestError),
+        400: Reply("Invalid limit, cursor or filter.", InvalidRequestError),
         401: UNAUTHORIZED,
     }, params=[
         Param("limit", "query", Limit),
-        Param("cursor", "query", CursorText, "The `nextCursor` of the previous page."),
+        Param("cursor", "query", CursorText,
+              "The `nextCursor` of the previous page; it carries the page's filters."),
+        Param("liveness", "query", LivenessList,
+              "Only workers of these liveness values at the time each page is read "
+              "(comma list of online, stale, offline, never)."),
+        Param("status", "query", StatusList,
+              "Only workers of these lifecycle statuses (comma list of provisioning, "
+              "healthy, failed, stopped)."),
+        Param("q", "query", NamePrefix, "Only workers whose name starts with this, any case."),
     ]),
+    _op("get", "/v1/workers/summary", "Workers", "Count the org's workers",
+        "getV1WorkersSummary", {
+        200: Reply("Counts by liveness and by lifecycle status, as of `asOf`.", FleetSummary),
+        401: UNAUTHORIZED,
+    }),
     _op("post", "/v1/workers", "Workers", "Create a worker", "postV1Workers", {
         201: Reply("Created, with its heartbeat token.", CreatedWorker, REGISTRY_PENDING),
         400: Reply("Invalid body.", InvalidRequestError),

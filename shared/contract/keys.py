@@ -75,6 +75,13 @@ def synced_key(shard: int) -> str:
     return f"{shard_tag(shard)}:synced"
 
 
+def seen_key(shard: int, org_id: str) -> str:
+    """The fleet index: an org's workers on this shard that ever beat, scored by their last
+    heartbeat (ms). Counting score ranges gives the org's liveness counts without a scan.
+    (The record script derives it from `dirty_key`: keep the two in step.)"""
+    return f"{shard_tag(shard)}:seen:{org_id}"
+
+
 def claims_key(shard: int) -> str:
     """The shard's claims in flight: a hash from claim name to the claimed ids (space-separated).
 

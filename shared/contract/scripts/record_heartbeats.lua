@@ -76,6 +76,8 @@ for i = 1, #KEYS, 2 do
       end
     end
     if #set > 0 then redis.call('HSET', key, unpack(set)) end
+    -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only forward.
+    redis.call('ZADD', string.sub(dirty, 1, -6) .. 'seen:' .. cur[1], 'GT', hb, ARGV[b])
     if meaningful or tonumber(hb) - (tonumber(cur[7]) or 0) >= persist then
       redis.call('ZADD', dirty, 'NX', now, ARGV[b])
     end
