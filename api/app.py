@@ -16,6 +16,7 @@ from starlette.routing import Route
 from api import (
     api_keys,
     error_responses,
+    events_read,
     fleet_summary,
     metrics,
     sessions,
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             workers_manage.rotate_heartbeat_token,
             methods=["POST"],
         ),
+        Route("/v1/events", events_read.list_events, methods=["GET"]),
+        Route("/v1/events/stream", events_read.stream_events, methods=["GET"]),
         Route("/v1/api-keys", api_keys.list_api_keys, methods=["GET"]),
         Route("/v1/api-keys", api_keys.create_api_key, methods=["POST"]),
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),

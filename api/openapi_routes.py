@@ -15,9 +15,11 @@ from api.bodies import (
     CreateWorker,
     RotatedToken,
 )
+from api.events_read import EventId, EventList, StreamedEvent
 from api.fleet_filters import LIVENESS, MAX_PREFIX, STATUSES
 from api.fleet_summary import FleetSummary
 from api.worker_view import WorkerListResponse, WorkerResponse
+from shared.contract.events import TYPES
 from shared.contract.wire import (
     ApiKeyId,
     Error,
@@ -47,6 +49,8 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=50, extra_json_schema={"default": 2
 CursorText = Annotated[str, msgspec.Meta()]
 LivenessList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(LIVENESS))]
 StatusList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(STATUSES))]
+EventLimit = Annotated[int, msgspec.Meta(ge=1, le=100, extra_json_schema={"default": 20})]
+EventTypes = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(TYPES).replace(".", "\\."))]
 NamePrefix = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREFIX)]
 
 REGISTRY_PENDING: Schema = {
@@ -125,6 +129,29 @@ ROUTES = [
         401: UNAUTHORIZED,
         404: NOT_FOUND,
     }, params=WORKER_ID),
+    _op("get", "/v1/events", "Events", "List fleet events", "getV1Events", {
+        200: Reply("The org's events, newest first.", EventList),
+        400: Reply("Invalid limit, cursor, type or workerId.", InvalidRequestError),
+        401: UNAUTHORIZED,
+    }, params=[
+        Param("limit", "query", EventLimit),
+        Param("cursor", "query", EventId, "The `nextCursor` of the previous page."),
+        Param("type", "query", EventTypes, "Only these types (comma list)."),
+        Param("workerId", "query", WorkerId, "Only this worker's events."),
+    ]),
+    _op("get", "/v1/events/stream", "Events", "Stream fleet events", "getV1EventsStream", {
+        200: Reply(
+            "Server-Sent Events: each event's `id`, `event` (its type) and `data` (the event "
+            "as in the list); a comment line every HB_SSE_KEEPALIVE seconds while idle.",
+            StreamedEvent, media_type="text/event-stream",
+        ),
+        400: Reply("Invalid Last-Event-ID.", InvalidRequestError),
+        401: UNAUTHORIZED,
+    }, params=[
+        Param("Last-Event-ID", "header", EventId,
+              "Resume after this event (what EventSource sends on reconnect); without it, "
+              "only events from now on."),
+    ]),
     _op("get", "/v1/api-keys", "API Keys", "List API keys", "getV1ApiKeys", {
         200: Reply("The org's keys, never their secrets.", ApiKeyList),
         401: UNAUTHORIZED,

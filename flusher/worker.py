@@ -17,6 +17,7 @@ from arq.worker import run_worker
 from redis.exceptions import RedisError
 
 from flusher.drain import drain_all
+from flusher.liveness_sweep import delete_expired_events, sweep_liveness
 from flusher.persist import create_flusher_pool
 from flusher.reconcile import reconcile_registry
 from shared.contract import keys
@@ -125,6 +126,23 @@ async def reconcile(ctx: dict[str, Any]) -> None:
                     type(exc).__name__, exc)  # fmt: skip
 
 
+async def sweep_events(ctx: dict[str, Any]) -> int:
+    """Announce liveness transitions as events and drop expired ones. Returns events written."""
+    settings: Settings = ctx["settings"]
+    try:
+        with span("sweep_liveness") as run:
+            swept = await sweep_liveness(ctx["hot"], ctx["pool"], settings)
+            await delete_expired_events(ctx["pool"], settings.event_retention)
+            run.set_attribute("hb.events_written", swept.written)
+    except UNAVAILABLE as exc:
+        # The watermark and pending events are in Redis: the next run picks up where this
+        # one stopped.
+        log.warning("liveness sweep failed (%s: %s); retrying with the next one",
+                    type(exc).__name__, exc)  # fmt: skip
+        return 0
+    return swept.written
+
+
 def every(seconds: float) -> dict[str, Any]:
     """arq cron fields for "every `seconds`", rounded to what a cron schedule can say."""
     if seconds < 60:
@@ -139,6 +157,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [
         cron(flush_dirty, **every(settings.flush_interval), keep_result=60),
         cron(reconcile, **every(settings.reconcile_interval), run_at_startup=True, keep_result=60),
+        cron(sweep_events, **every(settings.flush_interval), keep_result=60),
     ]
 
 
