@@ -20,6 +20,7 @@ from api import (
     fleet_summary,
     metrics,
     sessions,
+    webhooks,
     workers_manage,
     workers_read,
 )
@@ -92,6 +93,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Route("/v1/events", events_read.list_events, methods=["GET"]),
         Route("/v1/events/stream", events_read.stream_events, methods=["GET"]),
+        Route("/v1/webhooks", webhooks.create_webhook, methods=["POST"]),
+        Route("/v1/webhooks", webhooks.list_webhooks, methods=["GET"]),
+        Route("/v1/webhooks/{id}", webhooks.delete_webhook, methods=["DELETE"]),
+        Route("/v1/webhooks/{id}/deliveries", webhooks.list_deliveries, methods=["GET"]),
         Route("/v1/api-keys", api_keys.list_api_keys, methods=["GET"]),
         Route("/v1/api-keys", api_keys.create_api_key, methods=["POST"]),
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),

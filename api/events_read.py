@@ -21,23 +21,13 @@ from api.auth import Caller, require_caller
 from api.json_io import JSON
 from api.state import ApiState
 from shared.contract import typeid
-from shared.contract.events import TYPES
-from shared.contract.wire import DateTime, WorkerId, encoder
+from shared.contract.events import TYPES, Event, EventId
+from shared.contract.wire import encoder
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 STREAM_BATCH = 500
 _DIGITS = re.compile(r"[0-9]{1,18}")
-
-EventId = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,18}$", description="Opaque, growing.")]
-
-
-class Event(msgspec.Struct):
-    id: EventId
-    type: str
-    workerId: WorkerId
-    at: DateTime
-    data: Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object"})]
 
 
 class EventList(msgspec.Struct):

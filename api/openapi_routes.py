@@ -15,11 +15,18 @@ from api.bodies import (
     CreateWorker,
     RotatedToken,
 )
-from api.events_read import EventId, EventList, StreamedEvent
+from api.events_read import EventList, StreamedEvent
 from api.fleet_filters import LIVENESS, MAX_PREFIX, STATUSES
 from api.fleet_summary import FleetSummary
+from api.webhooks import (
+    CreatedWebhook,
+    CreateWebhook,
+    DeliveryList,
+    WebhookId,
+    WebhookList,
+)
 from api.worker_view import WorkerListResponse, WorkerResponse
-from shared.contract.events import TYPES
+from shared.contract.events import TYPES, EventId
 from shared.contract.wire import (
     ApiKeyId,
     Error,
@@ -66,6 +73,8 @@ UNAUTHORIZED = Reply("No valid session token or API key.", UnauthorizedError)
 FORBIDDEN = Reply("API keys are managed with a session token only.", Error)
 NOT_FOUND = Reply("No such worker in the caller's organization.", NotFoundError)
 WORKER_ID = [Param("id", "path", WorkerId, "The worker's id.")]
+WEBHOOK_ID = [Param("id", "path", WebhookId, "The webhook's id.")]
+WEBHOOK_NOT_FOUND = Reply("No such live webhook in the caller's organization.", NotFoundError)
 
 
 def _op(
@@ -152,6 +161,31 @@ ROUTES = [
               "Resume after this event (what EventSource sends on reconnect); without it, "
               "only events from now on."),
     ]),
+    _op("post", "/v1/webhooks", "Webhooks", "Create a webhook", "postV1Webhooks", {
+        201: Reply("Created; the signing secret is shown once.", CreatedWebhook),
+        400: Reply("Invalid body, or a URL that resolves to a private or loopback address.",
+                   InvalidRequestError),
+        401: UNAUTHORIZED,
+        413: TOO_LARGE,
+    }, body=CreateWebhook),
+    _op("get", "/v1/webhooks", "Webhooks", "List webhooks", "getV1Webhooks", {
+        200: Reply("The org's webhooks, never their secrets.", WebhookList),
+        401: UNAUTHORIZED,
+    }),
+    _op("delete", "/v1/webhooks/{id}", "Webhooks", "Delete a webhook", "deleteV1WebhooksById", {
+        204: Reply("Deleted; its pending deliveries stop."),
+        400: Reply("Invalid webhook id.", InvalidRequestError),
+        401: UNAUTHORIZED,
+        404: WEBHOOK_NOT_FOUND,
+    }, params=WEBHOOK_ID),
+    _op("get", "/v1/webhooks/{id}/deliveries", "Webhooks", "List a webhook's deliveries",
+        "getV1WebhooksByIdDeliveries", {
+        200: Reply("The newest 100, each with its status, attempts and last error.",
+                   DeliveryList),
+        400: Reply("Invalid webhook id.", InvalidRequestError),
+        401: UNAUTHORIZED,
+        404: WEBHOOK_NOT_FOUND,
+    }, params=WEBHOOK_ID),
     _op("get", "/v1/api-keys", "API Keys", "List API keys", "getV1ApiKeys", {
         200: Reply("The org's keys, never their secrets.", ApiKeyList),
         401: UNAUTHORIZED,

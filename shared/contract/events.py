@@ -3,10 +3,13 @@ them (`keys.pending_events_key`)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+import msgspec
 
 from shared.contract import keys
 from shared.contract.lua_scripts import load_script
+from shared.contract.wire import DateTime, WorkerId
 from shared.redis.lua import ScriptCall
 
 SWEEP_LIVENESS = load_script("sweep_liveness")
@@ -17,6 +20,19 @@ WORKER_OFFLINE = "worker.offline"
 WORKER_CREATED = "worker.created"  # written by a trigger (migration 0006)
 WORKER_DELETED = "worker.deleted"  # likewise
 TYPES = (WORKER_ONLINE, WORKER_STALE, WORKER_OFFLINE, WORKER_CREATED, WORKER_DELETED)
+
+
+EventId = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,18}$", description="Opaque, growing.")]
+
+
+class Event(msgspec.Struct):
+    """An event as the API lists, streams and posts it to webhooks."""
+
+    id: EventId
+    type: str
+    workerId: WorkerId
+    at: DateTime
+    data: Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object"})]
 
 
 class LivenessEvent(NamedTuple):

@@ -83,3 +83,47 @@ CREATE TRIGGER events_worker_created AFTER INSERT ON workers
 CREATE TRIGGER events_worker_deleted AFTER UPDATE OF deleted_at ON workers
     FOR EACH ROW WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL)
     EXECUTE FUNCTION events_worker_lifecycle();
+
+-- Webhooks: an org's subscriptions to event types, and one delivery row per matching event
+-- (the outbox the flusher's delivery job works through). The secret signs deliveries, so it
+-- is kept as is.
+CREATE TABLE webhooks (
+    id          text PRIMARY KEY,
+    org_id      text NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    url         text NOT NULL,
+    events      text[] NOT NULL,
+    description text,
+    secret      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    deleted_at  timestamptz
+);
+CREATE INDEX webhooks_org ON webhooks (org_id) WHERE deleted_at IS NULL;
+
+CREATE TABLE webhook_deliveries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_id      text NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id        bigint NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    status          text NOT NULL DEFAULT 'pending',  -- pending, delivered, failed
+    attempts        integer NOT NULL DEFAULT 0,
+    last_error      text,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_of ON webhook_deliveries (webhook_id, id DESC);
+
+-- Every event becomes a delivery for each live webhook of its org that wants its type, in the
+-- event's own transaction.
+CREATE FUNCTION webhook_deliveries_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (webhook_id, event_id)
+    SELECT id, NEW.id FROM webhooks
+     WHERE org_id = NEW.org_id AND deleted_at IS NULL AND NEW.type = ANY(events);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER webhook_deliveries_fan_out AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION webhook_deliveries_fan_out();
