@@ -13,7 +13,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import api_keys, error_responses, metrics, sessions, workers_manage, workers_read
+from api import (
+    api_keys,
+    error_responses,
+    events_read,
+    fleet_summary,
+    metrics,
+    sessions,
+    webhooks,
+    workers_manage,
+    workers_read,
+)
 from api.openapi_routes import api_document
 from api.state import ApiState
 from shared.logs import RequestIdMiddleware
@@ -73,6 +83,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/v1/workers", workers_read.list_workers, methods=["GET"]),
         Route("/v1/workers", workers_manage.create_worker, methods=["POST"]),
+        # Before `/v1/workers/{id}`, which would take "summary" for a (malformed) id.
+        Route("/v1/workers/summary", fleet_summary.worker_summary, methods=["GET"]),
         Route("/v1/workers/{id}", workers_read.get_worker, methods=["GET"]),
         Route("/v1/workers/{id}", workers_manage.delete_worker, methods=["DELETE"]),
         Route(
@@ -80,6 +92,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             workers_manage.rotate_heartbeat_token,
             methods=["POST"],
         ),
+        Route("/v1/events", events_read.list_events, methods=["GET"]),
+        Route("/v1/events/stream", events_read.stream_events, methods=["GET"]),
+        Route("/v1/webhooks", webhooks.create_webhook, methods=["POST"]),
+        Route("/v1/webhooks", webhooks.list_webhooks, methods=["GET"]),
+        Route("/v1/webhooks/{id}", webhooks.delete_webhook, methods=["DELETE"]),
+        Route("/v1/webhooks/{id}/deliveries", webhooks.list_deliveries, methods=["GET"]),
         Route("/v1/api-keys", api_keys.list_api_keys, methods=["GET"]),
         Route("/v1/api-keys", api_keys.create_api_key, methods=["POST"]),
         Route("/v1/api-keys/{id}", api_keys.revoke_api_key, methods=["DELETE"]),

@@ -20,6 +20,9 @@ class Cursor(NamedTuple):
 
     created_at: datetime
     worker_id: str
+    # The page's filters as a query string (`api.fleet_filters.filter_text`); '' for none, and
+    # then the cursor is the one an unfiltered page always had.
+    filters: str = ""
 
 
 class MalformedCursor(ValueError):
@@ -30,6 +33,8 @@ def encode_cursor(cursor: Cursor) -> str:
     # Microseconds, so rows created within the same millisecond are neither skipped nor repeated.
     micros = (cursor.created_at - _EPOCH) // _MICROSECOND
     raw = f"{micros}.{cursor.worker_id}".encode()
+    if cursor.filters:
+        raw += b"?" + cursor.filters.encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -38,11 +43,12 @@ def decode_cursor(text: str) -> Cursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise MalformedCursor from None
+    raw, _, filters = raw.partition("?")
     micros, _, worker_id = raw.partition(".")
     # ASCII digits only: str.isdigit also takes superscript two, which int() then refuses.
     if not _MICROS.fullmatch(micros) or not typeid.is_valid(worker_id, typeid.WORKER):
         raise MalformedCursor
     try:
-        return Cursor(_EPOCH + int(micros) * _MICROSECOND, worker_id)
+        return Cursor(_EPOCH + int(micros) * _MICROSECOND, worker_id, filters)
     except OverflowError:
         raise MalformedCursor from None

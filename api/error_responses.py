@@ -63,3 +63,8 @@ def worker_not_found() -> Response:
 def postgres_unavailable(retry_after: int) -> Response:
     body = Error("unavailable", "The database is unavailable. Retry later.")
     return _json(body, 503, {"Retry-After": str(retry_after)})
+
+
+def redis_unavailable(retry_after: int) -> Response:
+    body = Error("unavailable", "The heartbeat store is unavailable. Retry later.")
+    return _json(body, 503, {"Retry-After": str(retry_after)})

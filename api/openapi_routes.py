@@ -15,7 +15,18 @@ from api.bodies import (
     CreateWorker,
     RotatedToken,
 )
+from api.events_read import EventList, StreamedEvent
+from api.fleet_filters import LIVENESS, MAX_PREFIX, STATUSES
+from api.fleet_summary import FleetSummary
+from api.webhooks import (
+    CreatedWebhook,
+    CreateWebhook,
+    DeliveryList,
+    WebhookId,
+    WebhookList,
+)
 from api.worker_view import WorkerListResponse, WorkerResponse
+from shared.contract.events import TYPES, EventId
 from shared.contract.wire import (
     ApiKeyId,
     Error,
@@ -35,8 +46,19 @@ from shared.web.openapi import (
     operational_routes,
 )
 
+
+def _comma_list_pattern(values: tuple[str, ...]) -> str:
+    one = "(" + "|".join(values) + ")"
+    return f"^{one}(,{one})*$"
+
+
 Limit = Annotated[int, msgspec.Meta(ge=1, le=50, extra_json_schema={"default": 20})]
 CursorText = Annotated[str, msgspec.Meta()]
+LivenessList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(LIVENESS))]
+StatusList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(STATUSES))]
+EventLimit = Annotated[int, msgspec.Meta(ge=1, le=100, extra_json_schema={"default": 20})]
+EventTypes = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(TYPES).replace(".", "\\."))]
+NamePrefix = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREFIX)]
 
 REGISTRY_PENDING: Schema = {
     "X-Registry-Sync": {
@@ -55,6 +77,8 @@ FORBIDDEN = Reply(
 )
 NOT_FOUND = Reply("No such worker in the caller's organization.", NotFoundError)
 WORKER_ID = [Param("id", "path", WorkerId, "The worker's id.")]
+WEBHOOK_ID = [Param("id", "path", WebhookId, "The webhook's id.")]
+WEBHOOK_NOT_FOUND = Reply("No such live webhook in the caller's organization.", NotFoundError)
 
 
 def _op(
@@ -74,12 +98,25 @@ def _op(
 ROUTES = [
     _op("get", "/v1/workers", "Workers", "List workers", "getV1Workers", {
         200: Reply("Newest first, each with its latest instance.", WorkerListResponse),
-        400: Reply("Invalid limit or cursor.", InvalidRequestError),
+        400: Reply("Invalid limit, cursor or filter.", InvalidRequestError),
         401: UNAUTHORIZED,
     }, params=[
         Param("limit", "query", Limit),
-        Param("cursor", "query", CursorText, "The `nextCursor` of the previous page."),
+        Param("cursor", "query", CursorText,
+              "The `nextCursor` of the previous page; it carries the page's filters."),
+        Param("liveness", "query", LivenessList,
+              "Only workers of these liveness values at the time each page is read "
+              "(comma list of online, stale, offline, never)."),
+        Param("status", "query", StatusList,
+              "Only workers of these lifecycle statuses (comma list of provisioning, "
+              "healthy, failed, stopped)."),
+        Param("q", "query", NamePrefix, "Only workers whose name starts with this, any case."),
     ]),
+    _op("get", "/v1/workers/summary", "Workers", "Count the org's workers",
+        "getV1WorkersSummary", {
+        200: Reply("Counts by liveness and by lifecycle status, as of `asOf`.", FleetSummary),
+        401: UNAUTHORIZED,
+    }),
     _op("post", "/v1/workers", "Workers", "Create a worker", "postV1Workers", {
         201: Reply("Created, with its heartbeat token.", CreatedWorker, REGISTRY_PENDING),
         400: Reply("Invalid body.", InvalidRequestError),
@@ -107,6 +144,54 @@ ROUTES = [
         401: UNAUTHORIZED,
         404: NOT_FOUND,
     }, params=WORKER_ID),
+    _op("get", "/v1/events", "Events", "List fleet events", "getV1Events", {
+        200: Reply("The org's events, newest first.", EventList),
+        400: Reply("Invalid limit, cursor, type or workerId.", InvalidRequestError),
+        401: UNAUTHORIZED,
+    }, params=[
+        Param("limit", "query", EventLimit),
+        Param("cursor", "query", EventId, "The `nextCursor` of the previous page."),
+        Param("type", "query", EventTypes, "Only these types (comma list)."),
+        Param("workerId", "query", WorkerId, "Only this worker's events."),
+    ]),
+    _op("get", "/v1/events/stream", "Events", "Stream fleet events", "getV1EventsStream", {
+        200: Reply(
+            "Server-Sent Events: each event's `id`, `event` (its type) and `data` (the event "
+            "as in the list); a comment line every HB_SSE_KEEPALIVE seconds while idle.",
+            StreamedEvent, media_type="text/event-stream",
+        ),
+        400: Reply("Invalid Last-Event-ID.", InvalidRequestError),
+        401: UNAUTHORIZED,
+    }, params=[
+        Param("Last-Event-ID", "header", EventId,
+              "Resume after this event (what EventSource sends on reconnect); without it, "
+              "only events from now on."),
+    ]),
+    _op("post", "/v1/webhooks", "Webhooks", "Create a webhook", "postV1Webhooks", {
+        201: Reply("Created; the signing secret is shown once.", CreatedWebhook),
+        400: Reply("Invalid body, or a URL that resolves to a private or loopback address.",
+                   InvalidRequestError),
+        401: UNAUTHORIZED,
+        413: TOO_LARGE,
+    }, body=CreateWebhook),
+    _op("get", "/v1/webhooks", "Webhooks", "List webhooks", "getV1Webhooks", {
+        200: Reply("The org's webhooks, never their secrets.", WebhookList),
+        401: UNAUTHORIZED,
+    }),
+    _op("delete", "/v1/webhooks/{id}", "Webhooks", "Delete a webhook", "deleteV1WebhooksById", {
+        204: Reply("Deleted; its pending deliveries stop."),
+        400: Reply("Invalid webhook id.", InvalidRequestError),
+        401: UNAUTHORIZED,
+        404: WEBHOOK_NOT_FOUND,
+    }, params=WEBHOOK_ID),
+    _op("get", "/v1/webhooks/{id}/deliveries", "Webhooks", "List a webhook's deliveries",
+        "getV1WebhooksByIdDeliveries", {
+        200: Reply("The newest 100, each with its status, attempts and last error.",
+                   DeliveryList),
+        400: Reply("Invalid webhook id.", InvalidRequestError),
+        401: UNAUTHORIZED,
+        404: WEBHOOK_NOT_FOUND,
+    }, params=WEBHOOK_ID),
     _op("get", "/v1/api-keys", "API Keys", "List API keys", "getV1ApiKeys", {
         200: Reply("The org's keys, never their secrets.", ApiKeyList),
         401: UNAUTHORIZED,

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from api import error_responses
 from api.auth import caller_of, credential_of
 from api.cursor import Cursor, MalformedCursor, decode_cursor, encode_cursor
+from api.fleet_filters import InvalidFilter, filter_from_text, parse_filter
+from api.fleet_list import list_filtered
 from api.json_io import JSON
 from api.state import ApiState
 from api.worker_view import (
@@ -47,6 +49,10 @@ async def list_workers(request: Request) -> Response:
         if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             return error_responses.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
         limit = int(raw_limit)
+    try:
+        wanted = parse_filter(request.query_params)
+    except InvalidFilter as exc:
+        return error_responses.invalid(exc.message, [exc.param])
     # Credentials before the cursor: nothing a caller without any gets past this point.
     credential = credential_of(request)
     if credential is None:
@@ -60,6 +66,25 @@ async def list_workers(request: Request) -> Response:
             return error_responses.invalid(
                 "Malformed cursor; pass back a nextCursor as is.", ["cursor"]
             )
+    if after is not None and after.filters:
+        # A filtered page's cursor carries its filters; the query may repeat them, not change them.
+        try:
+            carried = filter_from_text(after.filters)
+        except InvalidFilter:
+            return error_responses.invalid(
+                "Malformed cursor; pass back a nextCursor as is.", ["cursor"]
+            )
+        if wanted.active and wanted != carried:
+            return error_responses.invalid(
+                "The cursor belongs to other filters; start again without it.", ["cursor"]
+            )
+        wanted = carried
+    if wanted.active:
+        filtered = await list_filtered(state, credential, limit, wanted, after)
+        if isinstance(filtered, Response):
+            return filtered
+        headers = degraded_headers(state) if filtered.degraded else None
+        return JSON(filtered.page, headers=headers)
 
     # One more row than asked tells whether there is a next page.
     rows = await state.page_rows(credential, limit + 1, after)

@@ -17,8 +17,10 @@ from arq.worker import run_worker
 from redis.exceptions import RedisError
 
 from flusher.drain import drain_all
+from flusher.liveness_sweep import delete_expired_events, sweep_liveness
 from flusher.persist import create_flusher_pool
 from flusher.reconcile import reconcile_registry
+from flusher.webhook_delivery import deliver_due
 from shared.contract import keys
 from shared.contract.registry import registry_lost
 from shared.postgres.pool import POSTGRES_DOWN
@@ -125,6 +127,34 @@ async def reconcile(ctx: dict[str, Any]) -> None:
                     type(exc).__name__, exc)  # fmt: skip
 
 
+async def sweep_events(ctx: dict[str, Any]) -> int:
+    """Announce liveness transitions as events and drop expired ones. Returns events written."""
+    settings: Settings = ctx["settings"]
+    try:
+        with span("sweep_liveness") as run:
+            swept = await sweep_liveness(ctx["hot"], ctx["pool"], settings)
+            await delete_expired_events(ctx["pool"], settings.event_retention)
+            run.set_attribute("hb.events_written", swept.written)
+    except UNAVAILABLE as exc:
+        # The watermark and pending events are in Redis: the next run picks up where this
+        # one stopped.
+        log.warning("liveness sweep failed (%s: %s); retrying with the next one",
+                    type(exc).__name__, exc)  # fmt: skip
+        return 0
+    return swept.written
+
+
+async def deliver_webhooks(ctx: dict[str, Any]) -> int:
+    """Post the due webhook deliveries; returns how many were attempted."""
+    try:
+        with span("deliver_webhooks"):
+            return len(await deliver_due(ctx["pool"], ctx["settings"]))
+    except UNAVAILABLE as exc:
+        log.warning("webhook delivery run failed (%s: %s); retrying with the next one",
+                    type(exc).__name__, exc)  # fmt: skip
+        return 0
+
+
 def every(seconds: float) -> dict[str, Any]:
     """arq cron fields for "every `seconds`", rounded to what a cron schedule can say."""
     if seconds < 60:
@@ -139,6 +169,10 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [
         cron(flush_dirty, **every(settings.flush_interval), keep_result=60),
         cron(reconcile, **every(settings.reconcile_interval), run_at_startup=True, keep_result=60),
+        cron(sweep_events, **every(settings.flush_interval), keep_result=60),
+        # Every second, and each run bounded by HB_WEBHOOK_TIMEOUT: a slow receiver holds one
+        # job slot at most that long.
+        cron(deliver_webhooks, **every(1.0), keep_result=60),
     ]
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "admin": ("hb.commands.admin", "bootstrap organizations, users, sessions and API keys"),
     "dev": ("hb.commands.dev", "run everything on embedded Redis and Postgres"),
     "simulate": ("hb.commands.simulate", "a fleet of simulated workers beating"),
+    "events": ("hb.commands.events", "the fleet's events, or followed live (--follow)"),
 }
 
 

@@ -208,6 +208,14 @@ class Settings:
     log_level: str = "info"
     tracing: str = "off"  # off, console or otlp (OTEL_EXPORTER_OTLP_* say where)
     trace_sample_ratio: float = 0.01  # share of ingest's beats traced
+    event_retention: float = 7 * 86_400.0  # fleet events older than this are deleted
+    event_poll_interval: float = 1.0  # how often an event stream looks for new events
+    sse_keepalive: float = 15.0  # a comment on an idle event stream this often
+    event_stream_max: float = 3600.0  # an event stream ends after this long (clients resume)
+    webhook_allow_private: bool = False  # deliver to private and loopback addresses too
+    webhook_timeout: float = 5.0  # one delivery attempt, connect to response
+    webhook_backoff: float = 2.0  # the first retry's delay; doubles each attempt, jittered
+    webhook_retry_for: float = 86_400.0  # retries stop this long after the event: failed
 
     @property
     def signing_kid(self) -> str:
@@ -217,7 +225,8 @@ class Settings:
 _SECONDS = {
     "heartbeat_interval", "stale_after", "offline_after", "persist_interval", "flush_interval",
     "flush_lease", "reconcile_interval", "apikey_cache_ttl", "redis_timeout", "request_timeout",
-    "session_ttl", "postgres_timeout",
+    "session_ttl", "postgres_timeout", "event_retention", "event_poll_interval", "sse_keepalive",
+    "event_stream_max", "webhook_timeout", "webhook_backoff", "webhook_retry_for",
 }  # fmt: skip
 _INTS = {
     "shards", "flush_chunk", "max_beats_per_call", "max_body_bytes", "max_metadata_bytes",
@@ -245,7 +254,7 @@ def load_settings(
             values[f.name] = _seconds(name, raw)
         elif f.name in _INTS:
             values[f.name] = _positive_int(name, raw)
-        elif f.name == "redis_cluster":
+        elif f.name in ("redis_cluster", "webhook_allow_private"):
             values[f.name] = _bool(name, raw)
         elif f.name == "token_keys":
             values[f.name] = parse_token_keys(raw)

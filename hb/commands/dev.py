@@ -257,6 +257,8 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
             PREFIX + "DATABASE_URL": postgres.url(DATABASE),
             PREFIX + "TOKEN_KEYS": dev_token_keys(data_dir),
         }
+        # Local receivers (a webhook to 127.0.0.1) are the point of a dev setup.
+        env.setdefault(PREFIX + "WEBHOOK_ALLOW_PRIVATE", "true")
         settings = load_settings(env)  # a bad HB_* override fails here, before anything starts
         children = Children(env, None)
         try:

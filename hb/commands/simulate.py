@@ -42,6 +42,8 @@ class Tally:
     sent: int = 0
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    beating: int = 0  # workers beating now: the target rate is this over the interval
+    fell_silent: list[str] = field(default_factory=list)  # ids of the workers that stopped
 
     @property
     def failed(self) -> int:
@@ -66,6 +68,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delete", action="store_true", help="delete the simulated workers when done"
     )
+    parser.add_argument(
+        "--quiet-fraction", type=float, default=0.0, metavar="F",
+        help="this share of the workers (0-1) falls silent at a random moment of the first "
+        "half of the run, so they go stale and offline (default 0)",
+    )  # fmt: skip
 
 
 def _endpoints(args: argparse.Namespace) -> tuple[str, str, str]:
@@ -132,11 +139,19 @@ async def beat_forever(
     interval: float,
     tally: Tally,
     rng: random.Random,
+    silent_after: float | None = None,
 ) -> None:
+    """Beat until cancelled, or (`silent_after` seconds from now) fall silent."""
+    loop = asyncio.get_running_loop()
+    silent_at = None if silent_after is None else loop.time() + silent_after
     # A random first offset spreads the fleet over the interval instead of beating in lockstep.
     await asyncio.sleep(rng.uniform(0, interval))
     headers = {"Authorization": f"Bearer {worker.token}"}
     while True:
+        if silent_at is not None and loop.time() >= silent_at:
+            tally.beating -= 1
+            tally.fell_silent.append(worker.id)
+            return
         path, body = _beat_request(worker, rng)
         try:
             response = await ingest.post(path, json=body, headers=headers)
@@ -152,7 +167,7 @@ async def beat_forever(
         await asyncio.sleep(interval * rng.uniform(1 - JITTER, 1 + JITTER))
 
 
-async def report_progress(tally: Tally, deadline: float, out: TextIO) -> None:
+async def report_progress(tally: Tally, interval: float, deadline: float, out: TextIO) -> None:
     live = out.isatty()
     last_ok, last_at, last_print = 0, time.monotonic(), 0.0
     while True:
@@ -160,14 +175,21 @@ async def report_progress(tally: Tally, deadline: float, out: TextIO) -> None:
         now = time.monotonic()
         rate = (tally.ok - last_ok) / (now - last_at)
         last_ok, last_at = tally.ok, now
-        line = (f"beats {tally.ok} ok, {tally.failed} errors, {rate:.1f}/s, "
-                f"{max(0.0, deadline - now):.0f}s left")  # fmt: skip
+        line = progress_line(tally, rate, interval, max(0.0, deadline - now))
         if live:
-            out.write("\r" + line.ljust(70))
+            out.write("\r" + line.ljust(90))
             out.flush()
         elif now - last_print >= 10:
             out.write(line + "\n")
             last_print = now
+
+
+def progress_line(tally: Tally, rate: float, interval: float, left: float) -> str:
+    """The achieved rate beside the target (beating workers over the interval)."""
+    target = tally.beating / interval
+    silent = f", {len(tally.fell_silent)} silent" if tally.fell_silent else ""
+    return (f"beats {tally.ok} ok, {tally.failed} errors, {rate:.1f}/s of {target:.1f}/s "
+            f"target{silent}, {left:.0f}s left")  # fmt: skip
 
 
 async def simulate(
@@ -180,14 +202,23 @@ async def simulate(
     out: TextIO = sys.stderr,
     delete: bool = False,
     seed: int | None = None,
+    quiet_fraction: float = 0.0,
 ) -> Tally:
     fleet = await register_fleet(api, api_key, workers)
-    out.write(f"registered {len(fleet)} workers; beating every ~{interval:g}s for {duration:g}s\n")
-    tally = Tally()
     rng = random.Random(seed)
+    quiet = set(rng.sample(range(len(fleet)), round(len(fleet) * quiet_fraction)))
+    out.write(f"registered {len(fleet)} workers; beating every ~{interval:g}s for {duration:g}s"
+              f" (target {len(fleet) / interval:.1f} beats/s)\n")  # fmt: skip
+    if quiet:
+        out.write(f"{len(quiet)} of them fall silent during the first {duration / 2:g}s\n")
+    tally = Tally(beating=len(fleet))
     deadline = time.monotonic() + duration
-    tasks = [asyncio.create_task(beat_forever(ingest, w, interval, tally, rng)) for w in fleet]
-    tasks.append(asyncio.create_task(report_progress(tally, deadline, out)))
+    silent_after = [rng.uniform(0, duration / 2) if i in quiet else None for i in range(len(fleet))]
+    tasks = [
+        asyncio.create_task(beat_forever(ingest, w, interval, tally, rng, silent_after[i]))
+        for i, w in enumerate(fleet)
+    ]
+    tasks.append(asyncio.create_task(report_progress(tally, interval, deadline, out)))
     try:
         await asyncio.sleep(duration)
     finally:
@@ -213,7 +244,7 @@ async def _run(args: argparse.Namespace) -> Tally:
         try:
             return await simulate(
                 ingest, api, api_key, args.workers, args.interval, args.duration,
-                delete=args.delete,
+                delete=args.delete, quiet_fraction=args.quiet_fraction,
             )  # fmt: skip
         except httpx.HTTPError as exc:
             raise SimulationError(f"cannot reach the API at {api_url}: {exc}") from None
@@ -223,6 +254,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.interval <= 0 or args.duration <= 0:
         print("hb simulate: --workers, --interval and --duration must be positive", file=sys.stderr)
         return 2
+    if not 0 <= args.quiet_fraction <= 1:
+        print("hb simulate: --quiet-fraction must be from 0 to 1", file=sys.stderr)
+        return 2
     try:
         tally = asyncio.run(_run(args))
     except SimulationError as exc:
@@ -230,4 +264,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     errors = ", ".join(f"{kind}: {n}" for kind, n in tally.errors.most_common()) or "none"
     print(f"sent {tally.sent} beats: {tally.ok} accepted; errors: {errors}")
+    if tally.fell_silent:
+        print(f"{len(tally.fell_silent)} workers fell silent: {' '.join(tally.fell_silent)}")
     return 0 if tally.failed == 0 else 1

@@ -42,6 +42,11 @@ SCRIPT_FIELDS = {
     "ERROR_MESSAGE": F_ERROR_MESSAGE, "LOG_BYTES": F_LOG_BYTES,
 }  # fmt: skip
 
+# The liveness the sweep last announced for the worker ("online", "stale", "offline"; absent:
+# none yet). Written by sweep_liveness.lua, read by record_heartbeats.lua.
+F_ANNOUNCED = "lv"
+SCRIPT_FIELDS["ANNOUNCED"] = F_ANNOUNCED
+
 # What the flusher persists and the read API merges, in this order.
 LIVE_FIELDS = (
     F_HEARTBEAT, F_ACTIVE, F_ACTIVE_RECENTLY, F_OPEN_SESSIONS, F_SKEW,
@@ -90,6 +95,31 @@ def synced_key(shard: int) -> str:
     may only be missing because Redis lost its data, and ingest answers 503 instead of 404.
     (The record script derives it from `dirty_key`: keep the two in step.)"""
     return f"{shard_tag(shard)}:synced"
+
+
+def seen_key(shard: int, org_id: str) -> str:
+    """The fleet index: an org's workers on this shard that ever beat, scored by their last
+    heartbeat (ms). Counting score ranges gives the org's liveness counts without a scan.
+    (The record script derives it from `dirty_key`: keep the two in step.)"""
+    return f"{shard_tag(shard)}:seen:{org_id}"
+
+
+def revived_key(shard: int) -> str:
+    """Workers whose beat may have brought them online (their announced liveness was not
+    online): the liveness sweep announces them. (The record script derives it from
+    `dirty_key`.)"""
+    return f"{shard_tag(shard)}:revived"
+
+
+def swept_key(shard: int) -> str:
+    """The server time (ms) up to which the shard's liveness sweep has looked."""
+    return f"{shard_tag(shard)}:swept"
+
+
+def pending_events_key(shard: int) -> str:
+    """Liveness events the sweep found and no flusher has written to Postgres yet: a sorted
+    set of `events.encode_event` members (score: when the transition happened, ms)."""
+    return f"{shard_tag(shard)}:events"
 
 
 def claims_key(shard: int) -> str:

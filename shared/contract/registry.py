@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 
 from shared.contract import keys
 from shared.contract.lua_scripts import load_script
-from shared.redis.lua import ScriptCall
+from shared.redis.lua import ScriptCall, run_pipelined
 
 SYNC_REGISTRY = load_script("sync_registry")
+UNREGISTER_WORKERS = load_script("unregister_workers")
 
 
 async def register_worker(
@@ -35,12 +36,15 @@ async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
 
 
 async def unregister_workers(redis: Redis, shards: int, worker_ids: Iterable[str]) -> None:
-    pipe = redis.pipeline(transaction=False)
+    """Remove the workers' entries, dirty marks and fleet index entries (one call per shard)."""
+    by_shard: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for worker_id in worker_ids:
         shard = keys.shard_of(worker_id, shards)
-        pipe.delete(keys.worker_prefix(shard) + worker_id, keys.logs_key(worker_id, shards))
-        pipe.zrem(keys.dirty_key(shard), worker_id)
-    await pipe.execute()
+        call_keys, args = by_shard[shard]
+        call_keys += (keys.worker_prefix(shard) + worker_id, keys.dirty_key(shard))
+        args.append(worker_id)
+    if by_shard:
+        await run_pipelined(redis, UNREGISTER_WORKERS, list(by_shard.values()))
 
 
 async def register_api_key(redis: Redis, key_hash: str, org_id: str) -> None:

@@ -15,6 +15,7 @@ ORG = "org"
 USER = "usr"
 API_KEY = "key"
 INSTANCE = "ins"
+WEBHOOK = "whk"
 
 
 def uuid7_int(now_ms: int | None = None) -> int:

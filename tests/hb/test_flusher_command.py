@@ -17,4 +17,6 @@ def test_flusher_needs_no_token_keys(monkeypatch):
     settings_cls = worker.WorkerSettings
     assert settings_cls.redis_settings.port == 6399
     assert settings_cls.redis_settings.database == 3
-    assert {job.name for job in settings_cls.cron_jobs} == {"cron:flush_dirty", "cron:reconcile"}
+    assert {job.name for job in settings_cls.cron_jobs} == {
+        "cron:flush_dirty", "cron:reconcile", "cron:sweep_events", "cron:deliver_webhooks",
+    }  # fmt: skip

@@ -66,3 +66,24 @@ async def test_a_wrong_api_key_stops_before_any_beat(clients) -> None:
     ingest, api = clients
     with pytest.raises(SimulationError, match="401"):
         await simulate(ingest, api, "hbk_wrong", 2, 0.05, 0.2, out=io.StringIO())
+
+
+async def test_quiet_workers_fall_silent_and_the_target_rate_is_shown(clients, org_key) -> None:
+    ingest, api = clients
+    out = io.StringIO()
+    tally = await simulate(
+        ingest, api, org_key, workers=4, interval=0.05, duration=1.0, out=out, seed=3,
+        quiet_fraction=0.5,
+    )  # fmt: skip
+    assert len(tally.fell_silent) == 2
+    assert tally.beating == 2
+    assert "target 80.0 beats/s" in out.getvalue()
+    assert "2 of them fall silent" in out.getvalue()
+
+
+def test_the_progress_line_shows_the_achieved_rate_beside_the_target() -> None:
+    from hb.commands.simulate import Tally, progress_line
+
+    tally = Tally(ok=90, beating=10, fell_silent=["wrk_a"])
+    line = progress_line(tally, 19.5, 0.5, 12)
+    assert line == "beats 90 ok, 0 errors, 19.5/s of 20.0/s target, 1 silent, 12s left"

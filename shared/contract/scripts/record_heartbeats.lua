@@ -156,6 +156,13 @@ for i = 1, #KEYS, 2 do
       set[#set + 1] = '${LOG_BYTES}'; set[#set + 1] = tostring(total)
     end
     if #set > 0 then redis.call('HSET', key, unpack(set)) end
+    -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only forward.
+    redis.call('ZADD', string.sub(dirty, 1, -6) .. 'seen:' .. cur[1], 'GT', hb, ARGV[b])
+    -- Liveness events (flusher/liveness_sweep.py): a newer beat of a worker not announced
+    -- online may have brought it online; the sweep decides and announces.
+    if newest and redis.call('HGET', key, '${ANNOUNCED}') ~= 'online' then
+      redis.call('ZADD', string.sub(dirty, 1, -6) .. 'revived', hb, ARGV[b])
+    end
     if meaningful or tonumber(hb) - (tonumber(cur[7]) or 0) >= persist then
       redis.call('ZADD', dirty, 'NX', now, ARGV[b])
     end

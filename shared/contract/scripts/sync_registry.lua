@@ -14,5 +14,12 @@ for i = 1, #KEYS do
     redis.call('HSET', key, '${HEARTBEAT}', ARGV[b + 3], '${PERSISTED}', ARGV[b + 3])
     if ARGV[b + 4] ~= '' then redis.call('HSETNX', key, '${ACTIVE}', ARGV[b + 4]) end
   end
+  -- The fleet index (keys.seen_key), rebuilt here too: after a data loss, and once for a
+  -- deployment that ran before the index existed. It shares the worker hash's hash tag.
+  local hb = cur[3] or ARGV[b + 3]
+  if hb ~= '' then
+    local tag, id = string.match(key, '^(.-}):w:(.*)$$')
+    redis.call('ZADD', tag .. ':seen:' .. ARGV[b + 1], 'GT', hb, id)
+  end
 end
 return 0
