@@ -24,6 +24,7 @@ from api import (
     workers_manage,
     workers_read,
 )
+from api.fleet_page import fleet_routes
 from api.openapi_routes import api_document
 from api.state import ApiState
 from shared.logs import RequestIdMiddleware
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics.metrics_endpoint),
         Route("/openapi.json", openapi_endpoint(api_document)),
         *docs_routes("Heartbeat API"),
+        *fleet_routes(),  # the fleet page at / (not in the OpenAPI document)
     ]
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS}
     handlers.update(dict.fromkeys(POSTGRES_DOWN, postgres_down))

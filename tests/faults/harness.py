@@ -208,8 +208,15 @@ class Stack:
     """Embedded Redis and Postgres in `root`, a migrated database with one organization and
     `workers` workers, and `hb ingest`, `hb api` and `hb flusher` serving them."""
 
-    def __init__(self, root: Path, workers: int = 50, redis_persist: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workers: int = 50,
+        redis_persist: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
+        self.extra_env = dict(env or {})  # HB_* settings for the three services
         self.worker_count = workers
         self.redis = EmbeddedRedis(root / "redis", persist=redis_persist)
         self.postgres = EmbeddedPostgres(root / "postgres")
@@ -235,7 +242,7 @@ class Stack:
             shards=SHARDS,
         )
         await self._create_workers(self.settings)
-        env = service_env(self.redis.url, self.database_url)
+        env = {**service_env(self.redis.url, self.database_url), **self.extra_env}
         logs = self.root / "logs"
         ingest_port, api_port = self.ingest_url.rpartition(":")[2], self.api_url.rpartition(":")[2]
         self.services = {
