@@ -53,39 +53,8 @@ def lua_string(value: str) -> str:
 
 def heartbeat_script(worker_ids: Sequence[str], tokens: Sequence[str], body: str) -> str:
     """Den beats cycling over the given workers, each with its own token; threads start apart."""
-    ids = ",\n".join(lua_string(w) for w in worker_ids)
-    toks = ",\n".join(lua_string(t) for t in tokens)
-    return (
-        f"""
-local ids = {{{ids}}}
-local tokens = {{{toks}}}
-local body = {lua_string(body)}
-local requests = {{}}
-local n = 0
-local threads = 0
-
-function setup(thread)
-  thread:set("offset", threads)
-  threads = threads + 1
-end
-
-function init(args)
-  for i = 1, #ids do
-    local headers = {{["Content-Type"] = "application/json",
-                     ["Authorization"] = "Bearer " .. tokens[i]}}
-    requests[i] = wrk.format("POST", "/v1/workers/" .. ids[i] .. "/activity-heartbeat",
-                             headers, body)
-  end
-  n = (offset or 0) * 4999 % #requests
-end
-
-function request()
-  n = n % #requests + 1
-  return requests[n]
-end
-"""
-        + REPORT_LUA
-    )
+    paths = [f"/v1/workers/{worker_id}/activity-heartbeat" for worker_id in worker_ids]
+    return beats_script(paths, tokens, [body] * len(paths))
 
 
 def beats_script(paths: Sequence[str], bearers: Sequence[str], bodies: Sequence[str]) -> str:
