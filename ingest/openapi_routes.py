@@ -28,6 +28,22 @@ from shared.web.openapi import (
     operational_routes,
 )
 
+UNKNOWN_IN_BODY = "Unknown worker, or not in the API key's org."
+UNKNOWN_IN_PATH = "Malformed or unknown worker id, or not in the API key's org."
+
+
+def kubiya_replies(done: str, not_found: str) -> dict[int, Reply]:
+    """What Kubiya's routes answer: 204, or an error in Kubiya's shapes."""
+    return {
+        204: Reply(done),
+        401: Reply("Missing or invalid credentials.", KubiyaError),
+        404: Reply(not_found, KubiyaError),
+        413: Reply("The request body is too large.", KubiyaError),
+        422: Reply("Validation Error", HTTPValidationError),
+        503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
+    }
+
+
 ROUTES = [
     Operation(
         "post", "/v1/workers/{id}/activity-heartbeat", "Worker Activity",
@@ -55,14 +71,7 @@ ROUTES = [
         operation_id="worker_heartbeat_api_v1_workers_heartbeat_post",
         security=[{"workerBearer": []}],
         body=WorkerHeartbeatRequest,
-        replies={
-            204: Reply("Heartbeat recorded."),
-            401: Reply("Missing or invalid credentials.", KubiyaError),
-            404: Reply("Unknown worker, or not in the API key's org.", KubiyaError),
-            413: Reply("The request body is too large.", KubiyaError),
-            422: Reply("Validation Error", HTTPValidationError),
-            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
-        },
+        replies=kubiya_replies("Heartbeat recorded.", UNKNOWN_IN_BODY),
     ),
     Operation(
         "post", "/api/v1/workers/{worker_id}/heartbeat", "Worker Activity",
@@ -78,15 +87,7 @@ ROUTES = [
         security=[{"workerBearer": []}],
         params=[Param("worker_id", "path", WorkerId, "The worker's id.")],
         body=WorkerHeartbeatSimple,
-        replies={
-            204: Reply("Heartbeat recorded."),
-            401: Reply("Missing or invalid credentials.", KubiyaError),
-            404: Reply("Malformed or unknown worker id, or not in the API key's org.",
-                       KubiyaError),
-            413: Reply("The request body is too large.", KubiyaError),
-            422: Reply("Validation Error", HTTPValidationError),
-            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
-        },
+        replies=kubiya_replies("Heartbeat recorded.", UNKNOWN_IN_PATH),
     ),
     Operation(
         "post", "/api/v1/workers/{worker_id}/disconnect", "Worker Activity",
@@ -98,15 +99,7 @@ ROUTES = [
         security=[{"workerBearer": []}],
         params=[Param("worker_id", "path", WorkerId, "The worker's id.")],
         body=WorkerDisconnectRequest,
-        replies={
-            204: Reply("Disconnect recorded."),
-            401: Reply("Missing or invalid credentials.", KubiyaError),
-            404: Reply("Malformed or unknown worker id, or not in the API key's org.",
-                       KubiyaError),
-            413: Reply("The request body is too large.", KubiyaError),
-            422: Reply("Validation Error", HTTPValidationError),
-            503: Reply("Redis is unreachable; retry later.", KubiyaError, RETRY_AFTER),
-        },
+        replies=kubiya_replies("Disconnect recorded.", UNKNOWN_IN_PATH),
     ),
     *operational_routes("Redis is reachable."),
 ]  # fmt: skip
