@@ -68,6 +68,8 @@ class RegistryEntry(NamedTuple):
     token_version: int
     heartbeat_ms: int | None  # persisted, restored into a hash that lost it
     active_ms: int | None
+    # A disconnect Postgres holds at or after that heartbeat: ms, reason, exit code, message.
+    disconnect: tuple[int, str, int | None, str | None] | None = None
 
 
 def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall]:
@@ -79,6 +81,11 @@ def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall
         hb, act = e.heartbeat_ms, e.active_ms
         args += (e.org_id, str(e.token_version), "" if hb is None else str(hb),
                  "" if act is None else str(act))  # fmt: skip
+        if e.disconnect is None:
+            args += ("", "", "", "")
+        else:
+            at, reason, code, message = e.disconnect
+            args += (str(at), reason, "" if code is None else str(code), message or "")
     return list(by_shard.values())
 
 

@@ -55,6 +55,13 @@ for i = 1, #KEYS, 2 do
     redis.call('HSET', key, unpack(set))
     if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
     redis.call('ZADD', dirty, 'NX', now, ARGV[b])
+    -- Fleet index: offline at once (0 is below every threshold) until a newer beat raises it;
+    -- the sweep announces worker.offline unless it already did.
+    local tag = string.sub(dirty, 1, -6)
+    redis.call('ZADD', tag .. 'seen:' .. cur[1], 0, ARGV[b])
+    if redis.call('HGET', key, '${ANNOUNCED}') ~= 'offline' then
+      redis.call('ZADD', tag .. 'revived', at, ARGV[b])
+    end
     out[#out + 1] = '200'; out[#out + 1] = cur[3] or ''; out[#out + 1] = cur[4] or ''
     out[#out + 1] = cur[5] or ''; out[#out + 1] = cur[6] or ''
   else
@@ -157,7 +164,10 @@ for i = 1, #KEYS, 2 do
     end
     if #set > 0 then redis.call('HSET', key, unpack(set)) end
     -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only forward.
-    redis.call('ZADD', string.sub(dirty, 1, -6) .. 'seen:' .. cur[1], 'GT', hb, ARGV[b])
+    -- An older beat leaves a disconnected worker where the disconnect put it (offline).
+    if newest or not cur[12] then
+      redis.call('ZADD', string.sub(dirty, 1, -6) .. 'seen:' .. cur[1], 'GT', hb, ARGV[b])
+    end
     -- Liveness events (flusher/liveness_sweep.py): a newer beat of a worker not announced
     -- online may have brought it online; the sweep decides and announces.
     if newest and redis.call('HGET', key, '${ANNOUNCED}') ~= 'online' then
