@@ -102,6 +102,15 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
     assert (await api_without_postgres.get("/health")).status_code == 200
 
 
+async def test_the_api_stays_ready_without_redis_and_says_it_is_degraded(api_without_redis, api):
+    """Its reads still answer (from Postgres), so a readiness probe must not take it out."""
+    r = await api_without_redis.get("/ready")
+    assert r.status_code == 200
+    assert r.json()["status"] == "degraded"
+    assert "Redis" in r.json()["message"]
+    assert (await api.get("/ready")).json() == {"status": "ready"}
+
+
 @pytest.mark.parametrize("cluster_client", [False, True], ids=["pipe", "pooled"])
 async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(
     cluster_client, settings, redis
