@@ -23,11 +23,12 @@ UNREGISTER_WORKERS = load_script("unregister_workers")
 async def register_worker(
     redis: Redis, shards: int, worker_id: str, org_id: str, token_version: int
 ) -> None:
-    """Create or update a worker's registry entry; beats for it are accepted from then on."""
-    key = keys.worker_key(worker_id, shards)
-    await redis.execute_command(
-        "HSET", key, keys.F_ORG, org_id, keys.F_TOKEN_VERSION, str(token_version)
-    )
+    """Create or update a worker's registry entry; beats for it are accepted from then on.
+
+    Through the sync script, so the token version only rises: of two rotations whose writes
+    reach Redis out of order, the newer version stays."""
+    entry = RegistryEntry(worker_id, org_id, token_version, None, None)
+    await run_pipelined(redis, SYNC_REGISTRY, sync_calls([entry], shards))
 
 
 async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
