@@ -117,6 +117,19 @@ def _not_found() -> Response:
     return error_responses.not_found("webhook_not_found", "Webhook not found.")
 
 
+_DELETE = """
+WITH gone AS (
+    UPDATE webhooks SET deleted_at = now()
+     WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING id
+), stopped AS (
+    UPDATE webhook_deliveries SET status = 'failed', last_error = 'webhook deleted',
+           updated_at = now()
+     WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'
+)
+SELECT id FROM gone
+"""
+
+
 async def delete_webhook(request: Request) -> Response:
     state: ApiState = request.app.state.api
     webhook_id: str = request.path_params["id"]
@@ -125,12 +138,9 @@ async def delete_webhook(request: Request) -> Response:
     caller = await require_caller(request, state.pool)
     if caller is None:
         return error_responses.unauthorized()
-    # Pending deliveries stop with it: the delivery job only takes those of live webhooks.
-    done = await state.pool.fetchval(
-        "UPDATE webhooks SET deleted_at = now() WHERE id = $1 AND org_id = $2"
-        " AND deleted_at IS NULL RETURNING id",
-        webhook_id, caller.org_id,
-    )  # fmt: skip
+    # Pending deliveries stop with it, marked failed: left pending, they would stay in the
+    # delivery job's due index for good.
+    done = await state.pool.fetchval(_DELETE, webhook_id, caller.org_id)
     return Response(status_code=204) if done else _not_found()
 
 

@@ -169,3 +169,20 @@ async def test_a_dead_receiver_delays_no_other_webhook_and_is_given_up_on(
     by_status = {s["status"]: s["last_error"] for s in statuses}
     assert set(by_status) == {"delivered", "failed"}
     assert "Timeout" in by_status["failed"]
+
+
+async def test_deleting_a_webhook_fails_its_pending_deliveries(api, pool, settings, tenant):
+    r = await api.post(
+        "/v1/webhooks",
+        json={"url": "https://example.invalid/hook", "events": ["worker.created"]},
+        headers=tenant.as_user,
+    )
+    hook_id = r.json()["webhook"]["id"]
+    await api.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
+    assert await pool.fetchval("SELECT status FROM webhook_deliveries") == "pending"
+
+    assert (await api.delete(f"/v1/webhooks/{hook_id}", headers=tenant.as_user)).status_code == 204
+
+    row = await pool.fetchrow("SELECT status, last_error FROM webhook_deliveries")
+    assert (row["status"], row["last_error"]) == ("failed", "webhook deleted")
+    assert await deliver_due(pool, settings) == []
