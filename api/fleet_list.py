@@ -9,12 +9,13 @@ the order is behind the cursor. See "Filtering the list" in docs/operations.md.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import time
+from typing import Any, NamedTuple
 
 from starlette.responses import Response
 
 from api import error_responses
-from api.auth import Credential, authenticate, caller_of
+from api.auth import Credential, caller_of
 from api.cursor import Cursor, encode_cursor
 from api.fleet_filters import LIVENESS, WorkerFilter, filter_text
 from api.fleet_index import (
@@ -31,30 +32,69 @@ from shared.contract.liveness import Liveness
 from shared.contract.times import now_ms
 from shared.redis.connect import REDIS_DOWN
 
-# The walk reads keys in batches: the first twice the page, the next sized by the matches seen
-# so far. When the matches look rarer than a page per WALK_MAX keys, the index's ids are cheaper.
+# The walk reads keys in batches, each sized by the share of matches seen so far (the first by
+# the share the previous page of the same org and filters saw, else twice the page). When the
+# matches look rarer than a page per WALK_MAX keys, the index's ids are cheaper.
 WALK_MAX = 4000
+SHARES_KEPT = 10_000  # (org, filters) whose last share of matches is remembered
+SHARE_FOR = 60.0  # seconds a remembered share is used (a fleet's liveness mix changes)
+
+
+def _keys_for(wanted: int, share: float) -> int:
+    """Keys to read for `wanted` more matches at `share`, with a margin."""
+    return math.ceil(wanted / share * 1.25)
+
+
+def _remember(
+    shares: dict[tuple[Any, Any], tuple[float, float]], key: tuple[Any, Any], share: float
+) -> None:
+    if len(shares) >= SHARES_KEPT:
+        shares.clear()
+    shares[key] = (share, time.monotonic() + SHARE_FOR)
+
+
+class Walked(NamedTuple):
+    org_id: str
+    selection: LivenessSelection | None  # None: matches too rare to walk for
 
 
 async def _walk(
     state: ApiState,
-    org_id: str,
+    credential: Credential,
     after: Cursor | None,
     wanted: WorkerFilter,
     limit: int,
     now: int,
-) -> LivenessSelection | None:
+) -> Walked | None:
     """The ids of the page's rows (and the one after it, if any): the org's workers walked in
-    the list's order and checked against the fleet index, a batch at a time. None when the
-    matches are too rare for a walk to pay (without `never`: the index has them in full)."""
+    the list's order and checked against the fleet index, a batch at a time. Its selection is
+    None when the matches are too rare for a walk to pay (without `never`: the index has them
+    in full). None when the credential is not valid (the first batch's statement checks it).
+    """
     liveness = wanted.liveness or frozenset(Liveness)
     b = bounds(now, state.settings)
     reader = state.pipe if state.pipe is not None else state.redis
     position = None if after is None else (after.created_at, after.worker_id)
+    shares, asked = state.filter_shares, (credential, wanted)
+    batch = 2 * (limit + 1)
+    seen_before = shares.get(asked)
+    rare = False
+    if seen_before is not None and seen_before[1] > time.monotonic():
+        batch = _keys_for(limit + 1, seen_before[0])
+        # Too rare the last time: this statement only checks the credential and names the org.
+        rare = batch > WALK_MAX and Liveness.NEVER not in liveness
+        batch = 1 if rare else min(max(batch, limit + 1), WALK_MAX)
+
+    rows = await state.read(fetch_candidates, credential, position, wanted, batch)
+    if not rows:
+        return None
+    org_id: str = rows[0]["org_id"]
+    if rare:
+        return Walked(org_id, None)
+    rows = [row for row in rows if row["id"] is not None]
     matched: list[str] = []
-    scanned, batch = 0, 2 * (limit + 1)
+    scanned = 0
     while True:
-        rows = await state.read(fetch_candidates, org_id, position, wanted, batch)
         ids = [row["id"] for row in rows]
         scores = await index_scores(reader, state.settings.shards, org_id, ids)
         for worker_id, score in zip(ids, scores, strict=True):
@@ -62,14 +102,17 @@ async def _walk(
                 matched.append(worker_id)
         scanned += len(rows)
         missing = limit + 1 - len(matched)
+        share = max(len(matched), 0.5) / max(scanned, 1)
+        if scanned:
+            _remember(shares, asked, share)
         if missing <= 0 or len(rows) < batch:
-            return LivenessSelection(matched[: limit + 1], include=True)
-        # Keys still to read at the density seen so far, with a margin.
-        ahead = math.ceil(missing * scanned / max(len(matched), 0.5) * 1.25)
+            return Walked(org_id, LivenessSelection(matched[: limit + 1], include=True))
+        ahead = _keys_for(missing, share)
         if ahead > WALK_MAX and Liveness.NEVER not in liveness:
-            return None
+            return Walked(org_id, None)
         batch = min(max(ahead, limit + 1), WALK_MAX)
         position = (rows[-1]["created_at"], rows[-1]["id"])
+        rows = await state.read(fetch_candidates, org_id, position, wanted, batch)
 
 
 class FilteredPage(NamedTuple):
@@ -89,16 +132,17 @@ async def list_filtered(
     liveness: LivenessCondition | None = None
     degraded = False
     if wanted.liveness is not None and len(wanted.liveness) < len(LIVENESS):
-        # The fleet index is per org: the caller's org first (one indexed lookup).
-        caller = await state.read(authenticate, credential)
-        if caller is None:
-            return error_responses.unauthorized()
         try:
-            selection = await _walk(state, caller.org_id, after, wanted, limit, now)
+            walked = await _walk(state, credential, after, wanted, limit, now)
+            if walked is None:
+                return error_responses.unauthorized()
+            selection = walked.selection
             if selection is None:  # rare matches: take them from the index
                 selection = await select_liveness(
-                    state.redis, state.settings, caller.org_id, wanted.liveness, now
+                    state.redis, state.settings, walked.org_id, wanted.liveness, now
                 )
+            if selection.include and not selection.ids:  # nothing matches: no page to read
+                return FilteredPage(WorkerListResponse([], None), False)
             liveness = LivenessCondition(selection)
         except REDIS_DOWN:
             degraded = True

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from api.auth import Credential
+from api.auth import CALLER, Credential
 from api.cursor import Cursor
 from api.fleet_filters import WorkerFilter, like_prefix
 from api.fleet_index import Bounds, LivenessSelection
@@ -82,12 +82,20 @@ def page_statement(
 
 
 def candidate_statement(
-    org_id: str, after: tuple[Any, str] | None, wanted: WorkerFilter, limit: int
+    who: str | Credential, after: tuple[Any, str] | None, wanted: WorkerFilter, limit: int
 ) -> tuple[str, list[Any]]:
-    """The next `limit` keys (`id`, `created_at`) of the org's workers after `after` in the
+    """The next `limit` keys (`id`, `created_at`) of an org's workers after `after` in the
     list's order, with the filters Postgres can apply (status, name prefix): an index-only
-    walk of `workers_org_created` when there are none."""
-    args: list[Any] = [org_id, limit]
+    walk of `workers_org_created` when there are none. `who` is the org, or the caller's
+    credential, resolved in the same statement: then every row carries `org_id`, a row with a
+    null `id` says the org has no such worker, and no row at all that the credential is not
+    valid."""
+    if isinstance(who, str):
+        args: list[Any] = [who, limit]
+        org, limit_arg = "$1", "$2"
+    else:
+        args = [who.session_hash, who.api_key_hash, limit]
+        org, limit_arg = "c.org_id", "$3"
 
     def arg(value: Any) -> int:
         args.append(value)
@@ -101,20 +109,25 @@ def candidate_statement(
     if wanted.q is not None:
         pattern = arg(like_prefix(wanted.q))
         conditions.append(f"AND lower(w.name) LIKE lower(${pattern}) ESCAPE '\\'")
-    sql = f"""SELECT w.id, w.created_at FROM workers w
- WHERE w.org_id = $1 AND w.deleted_at IS NULL {" ".join(conditions)}
- ORDER BY w.created_at DESC, w.id DESC LIMIT $2"""
+    keys = f"""SELECT w.id, w.created_at FROM workers w
+ WHERE w.org_id = {org} AND w.deleted_at IS NULL {" ".join(conditions)}
+ ORDER BY w.created_at DESC, w.id DESC LIMIT {limit_arg}"""
+    if isinstance(who, str):
+        return keys, args
+    sql = f"""{CALLER}
+SELECT c.org_id, w.id, w.created_at FROM caller c LEFT JOIN LATERAL ({keys}) w ON true
+ ORDER BY w.created_at DESC, w.id DESC"""
     return sql, args
 
 
 async def fetch_candidates(
     conn: asyncpg.Connection | asyncpg.Pool,
-    org_id: str,
+    who: str | Credential,
     after: tuple[Any, str] | None,
     wanted: WorkerFilter,
     limit: int,
 ) -> list[asyncpg.Record]:
-    sql, args = candidate_statement(org_id, after, wanted, limit)
+    sql, args = candidate_statement(who, after, wanted, limit)
     return await conn.fetch(sql, *args)
 
 

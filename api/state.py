@@ -64,6 +64,9 @@ class ApiState:
         # Connections the reads took from the pool and keep: asyncpg's release path (a shielded
         # task and a reset per query) cost ~45 us of CPU per statement.
         self._kept: list[asyncpg.Connection] = []
+        # The share of an org's workers the last filtered page matched, by (credential,
+        # filters): the caller's next page sizes its first batch of keys by it (fleet_list).
+        self.filter_shares: dict[tuple[Any, Any], tuple[float, float]] = {}  # (share, until)
 
     async def start(self, settings: Settings) -> None:
         self.settings = settings

@@ -177,6 +177,7 @@ async def test_pages_of_a_filter_are_the_matching_workers_in_list_order(
         expected = [name for name in in_order if liveness_of[name] in wanted.split(",")]
         assert [w["name"] for w in got] == expected, wanted
         assert {w["liveness"] for w in got} <= set(wanted.split(","))
+    assert await _walk(api, tenant, "liveness=stale&status=stopped&limit=3") == []
 
 
 async def _walk(api, tenant, query: str) -> list[dict]:
