@@ -18,6 +18,11 @@ FIGURES = {
         "GET /v1/workers?limit=50: requests/s, p50 and p99 at 1, 4, 16 and 64 connections (wrk)",
     ),
     "pgload": ("bench.pgload_figure", "Postgres statements and row writes per 10,000 beats"),
+    "fleet": (
+        "bench.fleet_figure",
+        "issue 14's fleet targets over one large org: summary and filtered pages at 1 "
+        "connection, what the fleet index costs ingest, one sweep's transitions, detection delay",
+    ),
     "scale": (
         "bench.scale_figure",
         "N ingest processes behind one Redis or a Redis Cluster: beats/s, latency, CPU per beat",
