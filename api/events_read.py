@@ -18,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api import error_responses
 from api.auth import Caller, require_caller
+from api.id_paging import parse_id_page
 from api.json_io import JSON
 from api.state import ApiState
 from shared.contract import typeid
@@ -72,20 +73,10 @@ class _Query(msgspec.Struct):
 
 def _parse(request: Request) -> _Query | Response:
     params = request.query_params
-    limit = DEFAULT_LIMIT
-    raw = params.get("limit")
-    if raw is not None:
-        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
-            return error_responses.invalid(f"Expected an integer from 1 to {MAX_LIMIT}.", ["limit"])
-        limit = int(raw)
-    before = 2**63 - 1
-    cursor = params.get("cursor")
-    if cursor:
-        if not _DIGITS.fullmatch(cursor):
-            return error_responses.invalid(
-                "Malformed cursor; pass back a nextCursor as is.", ["cursor"]
-            )
-        before = int(cursor)
+    page = parse_id_page(params, DEFAULT_LIMIT, MAX_LIMIT)
+    if isinstance(page, Response):
+        return page
+    limit, before = page
     types = None
     if params.getlist("type"):
         types = [t.strip() for raw in params.getlist("type") for t in raw.split(",")]

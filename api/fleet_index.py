@@ -8,13 +8,17 @@ entry: `never` is the org's live workers minus the indexed ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from redis.asyncio import Redis
 
 from shared.contract import keys
 from shared.contract.liveness import Liveness
+from shared.redis import resp
+from shared.redis.connect import refusal_or_self
+from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
 
 INDEXED = (Liveness.ONLINE, Liveness.STALE, Liveness.OFFLINE)
@@ -94,3 +98,46 @@ async def select_liveness(
             pipe.zrangebyscore(key, *score_range(lv, b))
     ids = [m.decode() for reply in await pipe.execute() for m in reply]
     return LivenessSelection(ids, include)
+
+
+def liveness_of_score(score: float | None, b: Bounds) -> Liveness:
+    """The liveness of an index entry (None: not indexed), as `score_range` divides them."""
+    if score is None:
+        return Liveness.NEVER
+    if score >= b.online_min:
+        return Liveness.ONLINE
+    if score >= b.stale_min:
+        return Liveness.STALE
+    return Liveness.OFFLINE
+
+
+async def index_scores(
+    redis: Redis | RedisPipe, shards: int, org_id: str, worker_ids: Sequence[str]
+) -> list[float | None]:
+    """Each worker's index score (None: not indexed): one ZMSCORE per shard, one round trip
+    (raises REDIS_DOWN)."""
+    if not worker_ids:
+        return []
+    by_shard: dict[int, list[int]] = defaultdict(list)
+    for i, worker_id in enumerate(worker_ids):
+        by_shard[keys.shard_of(worker_id, shards)].append(i)
+    groups = list(by_shard.items())
+    calls = [
+        ("ZMSCORE", keys.seen_key(shard, org_id), *(worker_ids[i] for i in positions))
+        for shard, positions in groups
+    ]
+    if isinstance(redis, RedisPipe):
+        packed = b"".join(resp.command(*call) for call in calls)
+        replies = await redis.call_many(packed, len(calls))
+    else:
+        pipe = redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call)
+        replies = await pipe.execute(raise_on_error=False)
+    scores: list[float | None] = [None] * len(worker_ids)
+    for (_, positions), reply in zip(groups, replies, strict=True):
+        if isinstance(reply, Exception):
+            raise refusal_or_self(reply)
+        for i, score in zip(positions, reply, strict=True):
+            scores[i] = None if score is None else float(score)
+    return scores

@@ -1,6 +1,7 @@
 """`/`: the fleet page, a small HTML + CSS + JavaScript client of the read API.
 
-Its files ship in the package (`api/static/`) and are served under `/fleet-assets`; nothing is
+Its files ship in the package: the script and styles in `api/static/`, served under
+`/fleet-assets`, and the page's template in `api/templates/`, served only rendered. Nothing is
 built at install time or fetched from another origin, and the Content-Security-Policy holds the
 page to its own origin. The page keeps the caller's credential in the tab's `sessionStorage`
 and sends it as a header (never in a URL), including on the event stream, which it reads with
@@ -44,7 +45,8 @@ def _static() -> str:
 def fleet_routes() -> list[BaseRoute]:
     """GET / (the page) and its files under /fleet-assets. URLs on the page carry the server's
     root path, so it works behind a proxy that mounts the service."""
-    template = (files("api") / "static" / "fleet.html").read_text(encoding="utf-8")
+    # The page's template is kept out of the static folder: only the rendered page is served.
+    template = (files("api") / "templates" / "fleet.html").read_text(encoding="utf-8")
 
     async def page(request: Request) -> Response:
         root = html.escape(request.scope.get("root_path", "").rstrip("/"))

@@ -81,6 +81,43 @@ def page_statement(
     return sql.replace(_WORKERS_OF_ORG, source, 1), args
 
 
+def candidate_statement(
+    org_id: str, after: tuple[Any, str] | None, wanted: WorkerFilter, limit: int
+) -> tuple[str, list[Any]]:
+    """The next `limit` keys (`id`, `created_at`) of the org's workers after `after` in the
+    list's order, with the filters Postgres can apply (status, name prefix): an index-only
+    walk of `workers_org_created` when there are none."""
+    args: list[Any] = [org_id, limit]
+
+    def arg(value: Any) -> int:
+        args.append(value)
+        return len(args)
+
+    conditions = []
+    if after is not None:
+        conditions.append(f"AND (w.created_at, w.id) < (${arg(after[0])}, ${arg(after[1])})")
+    if wanted.status is not None:
+        conditions.append(f"AND w.status = ANY(${arg(sorted(wanted.status))}::worker_status[])")
+    if wanted.q is not None:
+        pattern = arg(like_prefix(wanted.q))
+        conditions.append(f"AND lower(w.name) LIKE lower(${pattern}) ESCAPE '\\'")
+    sql = f"""SELECT w.id, w.created_at FROM workers w
+ WHERE w.org_id = $1 AND w.deleted_at IS NULL {" ".join(conditions)}
+ ORDER BY w.created_at DESC, w.id DESC LIMIT $2"""
+    return sql, args
+
+
+async def fetch_candidates(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    org_id: str,
+    after: tuple[Any, str] | None,
+    wanted: WorkerFilter,
+    limit: int,
+) -> list[asyncpg.Record]:
+    sql, args = candidate_statement(org_id, after, wanted, limit)
+    return await conn.fetch(sql, *args)
+
+
 async def fetch_filtered_page(
     conn: asyncpg.Connection | asyncpg.Pool,
     credential: Credential,

@@ -57,6 +57,7 @@ CursorText = Annotated[str, msgspec.Meta()]
 LivenessList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(LIVENESS))]
 StatusList = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(STATUSES))]
 EventLimit = Annotated[int, msgspec.Meta(ge=1, le=100, extra_json_schema={"default": 20})]
+DeliveryLimit = Annotated[int, msgspec.Meta(ge=1, le=100, extra_json_schema={"default": 100})]
 EventTypes = Annotated[str, msgspec.Meta(pattern=_comma_list_pattern(TYPES).replace(".", "\\."))]
 NamePrefix = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREFIX)]
 
@@ -179,19 +180,23 @@ ROUTES = [
         401: UNAUTHORIZED,
     }),
     _op("delete", "/v1/webhooks/{id}", "Webhooks", "Delete a webhook", "deleteV1WebhooksById", {
-        204: Reply("Deleted; its pending deliveries stop."),
+        204: Reply("Deleted; its pending deliveries are marked failed."),
         400: Reply("Invalid webhook id.", InvalidRequestError),
         401: UNAUTHORIZED,
         404: WEBHOOK_NOT_FOUND,
     }, params=WEBHOOK_ID),
     _op("get", "/v1/webhooks/{id}/deliveries", "Webhooks", "List a webhook's deliveries",
         "getV1WebhooksByIdDeliveries", {
-        200: Reply("The newest 100, each with its status, attempts and last error.",
+        200: Reply("Newest first, each with its status, attempts and last error.",
                    DeliveryList),
-        400: Reply("Invalid webhook id.", InvalidRequestError),
+        400: Reply("Invalid webhook id, limit or cursor.", InvalidRequestError),
         401: UNAUTHORIZED,
         404: WEBHOOK_NOT_FOUND,
-    }, params=WEBHOOK_ID),
+    }, params=[
+        *WEBHOOK_ID,
+        Param("limit", "query", DeliveryLimit),
+        Param("cursor", "query", EventId, "The `nextCursor` of the previous page."),
+    ]),
     _op("get", "/v1/api-keys", "API Keys", "List API keys", "getV1ApiKeys", {
         200: Reply("The org's keys, never their secrets.", ApiKeyList),
         401: UNAUTHORIZED,

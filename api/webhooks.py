@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api import error_responses
 from api.auth import require_caller
 from api.bodies import Text
+from api.id_paging import parse_id_page
 from api.json_io import JSON, BodyError, decode_body
 from api.state import ApiState
 from shared.contract import typeid
@@ -64,6 +65,9 @@ class Delivery(msgspec.Struct):
 
 class DeliveryList(msgspec.Struct):
     deliveries: list[Delivery]
+    nextCursor: Annotated[
+        str | None, msgspec.Meta(description="Pass back as `cursor` for older deliveries.")
+    ]
 
 
 create_webhook_decoder = msgspec.json.Decoder(CreateWebhook)
@@ -117,6 +121,19 @@ def _not_found() -> Response:
     return error_responses.not_found("webhook_not_found", "Webhook not found.")
 
 
+_DELETE = """
+WITH gone AS (
+    UPDATE webhooks SET deleted_at = now()
+     WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING id
+), stopped AS (
+    UPDATE webhook_deliveries SET status = 'failed', last_error = 'webhook deleted',
+           updated_at = now()
+     WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'
+)
+SELECT id FROM gone
+"""
+
+
 async def delete_webhook(request: Request) -> Response:
     state: ApiState = request.app.state.api
     webhook_id: str = request.path_params["id"]
@@ -125,12 +142,9 @@ async def delete_webhook(request: Request) -> Response:
     caller = await require_caller(request, state.pool)
     if caller is None:
         return error_responses.unauthorized()
-    # Pending deliveries stop with it: the delivery job only takes those of live webhooks.
-    done = await state.pool.fetchval(
-        "UPDATE webhooks SET deleted_at = now() WHERE id = $1 AND org_id = $2"
-        " AND deleted_at IS NULL RETURNING id",
-        webhook_id, caller.org_id,
-    )  # fmt: skip
+    # Pending deliveries stop with it, marked failed: left pending, they would stay in the
+    # delivery job's due index for good.
+    done = await state.pool.fetchval(_DELETE, webhook_id, caller.org_id)
     return Response(status_code=204) if done else _not_found()
 
 
@@ -142,6 +156,9 @@ async def list_deliveries(request: Request) -> Response:
     caller = await require_caller(request, state.pool)
     if caller is None:
         return error_responses.unauthorized()
+    page = parse_id_page(request.query_params, DELIVERIES_SHOWN, DELIVERIES_SHOWN)
+    if isinstance(page, Response):
+        return page
     known = await state.pool.fetchval(
         "SELECT 1 FROM webhooks WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
         webhook_id, caller.org_id,
@@ -151,9 +168,13 @@ async def list_deliveries(request: Request) -> Response:
     rows = await state.pool.fetch(
         "SELECT d.id, d.event_id, e.type, d.status, d.attempts, d.last_error, d.created_at,"
         " d.updated_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
-        " WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2",
-        webhook_id, DELIVERIES_SHOWN,
+        " WHERE d.webhook_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3",
+        webhook_id, page.before, page.limit + 1,
     )  # fmt: skip
+    next_cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        next_cursor = str(rows[-1]["id"])
     return JSON(
         DeliveryList([
             Delivery(
@@ -161,5 +182,5 @@ async def list_deliveries(request: Request) -> Response:
                 r["last_error"], format_dt(r["created_at"]), format_dt(r["updated_at"]),
             )
             for r in rows
-        ])
+        ], next_cursor)
     )  # fmt: skip

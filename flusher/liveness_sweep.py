@@ -80,7 +80,8 @@ async def write_pending(redis: Redis, pool: asyncpg.Pool, shards: int) -> int:
     events = [parse_pending(m) for members in pending.values() for m in members]
     columns: tuple[list[object], ...] = ([], [], [], [], [])
     for e in events:
-        data = {"previous": e.previous, "lastHeartbeatAt": format_ms(e.heartbeat_ms)}
+        hb = None if e.heartbeat_ms is None else format_ms(e.heartbeat_ms)
+        data = {"previous": e.previous, "lastHeartbeatAt": hb}
         for column, value in zip(
             columns, (e.org_id, e.type, e.worker_id, from_ms(e.at_ms), json.dumps(data)),
             strict=True,

@@ -26,7 +26,9 @@ log = logging.getLogger("hb.flusher.reconcile")
 _LIVE_WORKERS = """
 SELECT id, org_id, token_version,
        floor(extract(epoch FROM last_heartbeat_at) * 1000)::int8 AS hb,
-       floor(extract(epoch FROM last_active_at) * 1000)::int8 AS act
+       floor(extract(epoch FROM last_active_at) * 1000)::int8 AS act,
+       floor(extract(epoch FROM disconnected_at) * 1000)::int8 AS dc,
+       disconnect_reason, exit_code, error_message
   FROM workers WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2
 """
 _DELETED_WORKERS = (
@@ -44,11 +46,21 @@ class Reconciled:
     legacy_claims_returned: int = 0
 
 
+def _gone(row: asyncpg.Record) -> tuple[int, str, int | None, str | None] | None:
+    """The row's disconnect, if it is at or after the row's heartbeat (a later beat, once
+    persisted, clears it)."""
+    dc, hb = row["dc"], row["hb"]
+    if dc is None or (hb is not None and dc < hb):
+        return None
+    return dc, row["disconnect_reason"] or "", row["exit_code"], row["error_message"]
+
+
 async def _sync_workers(redis: Redis, pool: asyncpg.Pool, shards: int, batch: int) -> int:
     count, after = 0, ""
     while rows := await pool.fetch(_LIVE_WORKERS, after, batch):
         entries = (
-            RegistryEntry(r["id"], r["org_id"], r["token_version"], r["hb"], r["act"]) for r in rows
+            RegistryEntry(r["id"], r["org_id"], r["token_version"], r["hb"], r["act"], _gone(r))
+            for r in rows
         )
         await run_pipelined(redis, SYNC_REGISTRY, sync_calls(entries, shards))
         count += len(rows)

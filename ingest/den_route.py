@@ -78,9 +78,11 @@ class DenHeartbeatRoute:
         )  # fmt: skip
         try:
             result = await state.committer.submit(record)
-        except REDIS_DOWN:
-            state.metrics.rejected("unavailable")
+        except REDIS_DOWN as exc:
+            state.unavailable(exc)
             return await send_response(send, 503, error_bodies.DEN_UNAVAILABLE, state.retry_after)
+        if state.redis_failing:
+            state.available()
         if result.code != 200:
             if result.code == 503:  # the registry is being rebuilt
                 state.metrics.rejected("registry_rebuilding")

@@ -138,8 +138,8 @@ async def authorize(
     if credential.startswith(API_KEY_PREFIX):
         try:
             org = await state.api_key_org(credential)
-        except REDIS_DOWN:
-            state.metrics.rejected("unavailable")
+        except REDIS_DOWN as exc:
+            state.unavailable(exc)
             await send_response(send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after)
             return None
         if org is None:
@@ -166,9 +166,11 @@ async def record(state: IngestState, send: Send, beat: Beat, contract: str) -> N
     or 401 (a revoked token)."""
     try:
         result = await state.committer.submit(beat)
-    except REDIS_DOWN:
-        state.metrics.rejected("unavailable")
+    except REDIS_DOWN as exc:
+        state.unavailable(exc)
         return await send_response(send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after)
+    if state.redis_failing:
+        state.available()
     if result.code == 503:  # the registry is being rebuilt
         state.metrics.rejected("registry_rebuilding")
         return await send_response(send, 503, error_bodies.KUBIYA_UNAVAILABLE, state.retry_after)

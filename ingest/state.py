@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,9 @@ from shared.settings import Settings
 from shared.web.metrics import ServiceMetrics
 
 VERIFIED_TOKENS_KEPT = 200_000  # ~40 MB at most; a miss only costs one HMAC
+OUTAGE_REPORT_EVERY = 10.0  # seconds between warnings while Redis keeps failing beats
+
+log = logging.getLogger("hb.ingest")
 
 
 class IngestMetrics(ServiceMetrics):
@@ -57,6 +61,34 @@ class IngestState:
         self.metrics = IngestMetrics()
         self._verified: dict[str, WorkerClaim] = {}
         self._api_keys: dict[str, tuple[str, float]] = {}
+        self.redis_failing = False  # the last beat that reached for Redis failed
+        self._refused = 0  # beats refused since the last warning
+        self._next_report = 0.0
+
+    def unavailable(self, exc: BaseException) -> None:
+        """A beat answered 503 because Redis failed: counted, and logged once, then at most
+        every OUTAGE_REPORT_EVERY seconds with how many beats were refused meanwhile."""
+        self.metrics.rejected("unavailable")
+        self._refused += 1
+        self.redis_failing = True
+        now = time.monotonic()
+        if now >= self._next_report:
+            log.warning(
+                "Redis unavailable (%s): beats are answered 503; %d refused since the last report",
+                exc, self._refused,
+            )  # fmt: skip
+            self._refused = 0
+            self._next_report = now + OUTAGE_REPORT_EVERY
+
+    def available(self) -> None:
+        """A beat was stored after beats were refused: say the outage is over."""
+        log.warning(
+            "Redis available again: beats are stored; %d refused since the last report",
+            self._refused,
+        )
+        self.redis_failing = False
+        self._refused = 0
+        self._next_report = 0.0
 
     def start(
         self,

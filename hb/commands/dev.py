@@ -197,8 +197,9 @@ def banner(creds: dict[str, Any], credentials_file: Path) -> str:
     beat_url = f"{creds['ingestUrl']}/v1/workers/{creds['workerId']}/activity-heartbeat"
     return "\n".join([
         "",
-        f"  ingest   {creds['ingestUrl']}   (heartbeats; /metrics, /openapi.json)",
-        f"  api      {creds['apiUrl']}   (workers, API keys; /metrics, /openapi.json)",
+        f"  ingest   {creds['ingestUrl']}   (heartbeats; /docs, /metrics, /openapi.json)",
+        f"  api      {creds['apiUrl']}   (workers, API keys; /docs, /metrics, /openapi.json)",
+        f"  fleet    {creds['apiUrl']}/   (the fleet page: sign in with the demo API key below)",
         f"  redis    {creds['redisUrl']}",
         f"  postgres {creds['databaseUrl']}",
         f"  demo credentials: {credentials_file}",
@@ -207,6 +208,8 @@ def banner(creds: dict[str, Any], credentials_file: Path) -> str:
         f"  curl -sS -X POST {q(beat_url)} \\",
         f"    -H {q('Authorization: Bearer ' + creds['heartbeatToken'])} \\",
         "    -H 'Content-Type: application/json' -d '{\"isActiveRecently\": true}'",
+        "",
+        f"Demo API key: {creds['apiKey']}",
         "",
         "List the organization's workers:",
         f"  curl -sS {q(creds['apiUrl'] + '/v1/workers')} -H {q('x-api-key: ' + creds['apiKey'])}",

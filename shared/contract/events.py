@@ -39,15 +39,15 @@ class LivenessEvent(NamedTuple):
     type: str
     worker_id: str
     org_id: str
-    at_ms: int  # when the transition happened: the beat, or the beat plus the threshold
-    heartbeat_ms: int
+    at_ms: int  # when it happened: the beat, the beat plus the threshold, or the disconnect
+    heartbeat_ms: int | None  # None: a worker that disconnected before any beat
     previous: str  # the liveness announced before ("never" for a first one)
 
 
 def parse_pending(member: bytes | str) -> LivenessEvent:
     text = member.decode() if isinstance(member, bytes) else member
     kind, worker_id, org_id, at, hb, previous = text.split("|")
-    return LivenessEvent(kind, worker_id, org_id, int(at), int(hb), previous)
+    return LivenessEvent(kind, worker_id, org_id, int(at), int(hb) if hb else None, previous)
 
 
 def sweep_call(

@@ -23,11 +23,12 @@ UNREGISTER_WORKERS = load_script("unregister_workers")
 async def register_worker(
     redis: Redis, shards: int, worker_id: str, org_id: str, token_version: int
 ) -> None:
-    """Create or update a worker's registry entry; beats for it are accepted from then on."""
-    key = keys.worker_key(worker_id, shards)
-    await redis.execute_command(
-        "HSET", key, keys.F_ORG, org_id, keys.F_TOKEN_VERSION, str(token_version)
-    )
+    """Create or update a worker's registry entry; beats for it are accepted from then on.
+
+    Through the sync script, so the token version only rises: of two rotations whose writes
+    reach Redis out of order, the newer version stays."""
+    entry = RegistryEntry(worker_id, org_id, token_version, None, None)
+    await run_pipelined(redis, SYNC_REGISTRY, sync_calls([entry], shards))
 
 
 async def unregister_worker(redis: Redis, shards: int, worker_id: str) -> None:
@@ -68,6 +69,8 @@ class RegistryEntry(NamedTuple):
     token_version: int
     heartbeat_ms: int | None  # persisted, restored into a hash that lost it
     active_ms: int | None
+    # A disconnect Postgres holds at or after that heartbeat: ms, reason, exit code, message.
+    disconnect: tuple[int, str, int | None, str | None] | None = None
 
 
 def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall]:
@@ -79,6 +82,11 @@ def sync_calls(entries: Iterable[RegistryEntry], shards: int) -> list[ScriptCall
         hb, act = e.heartbeat_ms, e.active_ms
         args += (e.org_id, str(e.token_version), "" if hb is None else str(hb),
                  "" if act is None else str(act))  # fmt: skip
+        if e.disconnect is None:
+            args += ("", "", "", "")
+        else:
+            at, reason, code, message = e.disconnect
+            args += (str(at), reason, "" if code is None else str(code), message or "")
     return list(by_shard.values())
 
 

@@ -102,6 +102,15 @@ async def test_postgres_down_is_503_with_retry_after(api_without_postgres, tenan
     assert (await api_without_postgres.get("/health")).status_code == 200
 
 
+async def test_the_api_stays_ready_without_redis_and_says_it_is_degraded(api_without_redis, api):
+    """Its reads still answer (from Postgres), so a readiness probe must not take it out."""
+    r = await api_without_redis.get("/ready")
+    assert r.status_code == 200
+    assert r.json()["status"] == "degraded"
+    assert "Redis" in r.json()["message"]
+    assert (await api.get("/ready")).json() == {"status": "ready"}
+
+
 @pytest.mark.parametrize("cluster_client", [False, True], ids=["pipe", "pooled"])
 async def test_reads_beyond_the_pooled_redis_connections_wait_instead_of_degrading(
     cluster_client, settings, redis
@@ -140,3 +149,27 @@ async def test_a_kept_connection_that_postgres_closed_is_replaced(pool, settings
         # The read's kept connection is gone: it is repeated on a new one.
         assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
         assert (await api.get("/v1/workers", headers=tenant.as_key)).status_code == 200
+
+
+async def test_liveness_filters_fall_back_to_the_persisted_heartbeats_without_redis(
+    api_without_redis, pool, redis, settings, tenant
+):
+    ids = {}
+    for name in ("recent", "old", "never"):
+        ids[name], _, _ = await management.create_worker(pool, redis, settings, tenant.org_id, name)
+    await pool.execute(
+        "UPDATE workers SET last_heartbeat_at = now() - interval '5 seconds' WHERE id = $1",
+        ids["recent"],
+    )
+    await pool.execute(
+        "UPDATE workers SET last_heartbeat_at = now() - interval '1 hour' WHERE id = $1", ids["old"]
+    )
+
+    for liveness, expected in (("online", ["recent"]), ("offline", ["old"]),
+                               ("never,offline", ["never", "old"])):  # fmt: skip
+        r = await api_without_redis.get(f"/v1/workers?liveness={liveness}", headers=tenant.as_key)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Heartbeat-Data"] == "durable-only"
+        assert sorted(w["name"] for w in r.json()["workers"]) == expected, liveness
+    r = await api_without_redis.get("/v1/workers/summary", headers=tenant.as_key)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"

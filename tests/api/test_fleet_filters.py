@@ -153,3 +153,40 @@ async def _go_offline(redis, settings, tenant, worker_id: str) -> None:
     shard = keys.shard_of(worker_id, settings.shards)
     await redis.hset(keys.worker_key(worker_id, settings.shards), keys.F_HEARTBEAT, old)
     await redis.zadd(keys.seen_key(shard, tenant.org_id), {worker_id: old})
+
+
+@pytest.mark.parametrize("walk_max", [4000, 5], ids=["walked", "rare-matches-from-the-index"])
+async def test_pages_of_a_filter_are_the_matching_workers_in_list_order(
+    api, ingest, pool, redis, settings, tenant, monkeypatch, walk_max
+):
+    """Several batches of keys per page (or, when matches look rare, the index's ids), and the
+    pages together are exactly the matching workers, in the unfiltered list's order."""
+    monkeypatch.setattr("api.fleet_list.WALK_MAX", walk_max)
+    pattern = ["online", "stale", "offline", "never", "online", "online", "never", "online"]
+    liveness_of = {}
+    for n in range(40):
+        liveness = pattern[n % len(pattern)] if n < 32 else "online"
+        worker_id, token = await add_worker(pool, redis, settings, tenant, f"w{n:02}")
+        if liveness != "never":
+            await beat(ingest, worker_id, token, AGES[liveness])
+        liveness_of[f"w{n:02}"] = liveness
+    in_order = [w["name"] for w in await _walk(api, tenant, "limit=7")]
+
+    for wanted in ("offline", "never", "stale,offline", "never,offline", "online"):
+        got = await _walk(api, tenant, f"liveness={wanted}&limit=3")
+        expected = [name for name in in_order if liveness_of[name] in wanted.split(",")]
+        assert [w["name"] for w in got] == expected, wanted
+        assert {w["liveness"] for w in got} <= set(wanted.split(","))
+
+
+async def _walk(api, tenant, query: str) -> list[dict]:
+    """Every page of a query, following `nextCursor`."""
+    workers: list[dict] = []
+    url = f"/v1/workers?{query}"
+    while True:
+        r = await api.get(url, headers=tenant.as_key)
+        assert r.status_code == 200, r.text
+        workers += r.json()["workers"]
+        if r.json()["nextCursor"] is None:
+            return workers
+        url = f"/v1/workers?limit=3&cursor={r.json()['nextCursor']}"

@@ -83,3 +83,49 @@ async def _rotate(api, tenant, worker_id: str) -> str:
     r = await api.post(f"/v1/workers/{worker_id}/heartbeat-token", headers=tenant.as_user)
     assert r.status_code == 200, r.text
     return r.json()["heartbeatToken"]
+
+
+async def test_a_disconnected_worker_counts_offline_until_its_next_beat(
+    api, ingest, pool, redis, settings, tenant
+):
+    ids = await fleet(ingest, pool, redis, settings, tenant)
+    worker_id, token = await add_worker(pool, redis, settings, tenant, "leaving")
+    await beat(ingest, worker_id, token)
+    r = await ingest.post(
+        f"/api/v1/workers/{worker_id}/disconnect",
+        json={"reason": "shutdown"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 204, r.text
+    await beat(ingest, worker_id, token, age_s=30)  # older than its last beat: still gone
+
+    async def seen() -> tuple[dict, list[str], str]:
+        counts = (await summary(api, tenant))["liveness"]
+        r = await api.get("/v1/workers?liveness=offline", headers=tenant.as_key)
+        detail = await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_key)
+        names = sorted(w["name"] for w in r.json()["workers"])
+        return counts, names, detail.json()["worker"]["liveness"]
+
+    assert await seen() == (
+        {"online": 1, "stale": 1, "offline": 2, "never": 1}, ["leaving", "offline"], "offline",
+    )  # fmt: skip
+    # A reconcile keeps it there, from the hash and, once Redis lost the index and the hash,
+    # from Postgres.
+    await drain_all(redis, pool, settings)
+    await reconcile_registry(redis, pool, settings)
+    assert (await seen())[0]["offline"] == 2
+    for shard in range(settings.shards):
+        await redis.delete(keys.seen_key(shard, tenant.org_id))
+    await redis.delete(keys.worker_key(worker_id, settings.shards))
+    await reconcile_registry(redis, pool, settings)
+    assert await seen() == (
+        {"online": 1, "stale": 1, "offline": 2, "never": 1}, ["leaving", "offline"], "offline",
+    )  # fmt: skip
+    detail = await api.get(f"/v1/workers/{worker_id}", headers=tenant.as_key)
+    assert detail.json()["worker"]["disconnectReason"] == "shutdown"
+
+    await beat(ingest, worker_id, token)
+    assert (await summary(api, tenant))["liveness"] == {
+        "online": 2, "stale": 1, "offline": 1, "never": 1,
+    }  # fmt: skip
+    assert ids  # the fleet's other workers kept their places throughout

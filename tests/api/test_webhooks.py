@@ -76,7 +76,7 @@ async def test_webhooks_are_created_listed_and_deleted(api, tenant, receiver):
     assert listed == [hook]  # no secret
     assert (
         await api.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.as_key)
-    ).json() == {"deliveries": []}
+    ).json() == {"deliveries": [], "nextCursor": None}
     assert (
         await api.delete(f"/v1/webhooks/{hook['id']}", headers=tenant.as_key)
     ).status_code == 204
@@ -169,3 +169,48 @@ async def test_a_dead_receiver_delays_no_other_webhook_and_is_given_up_on(
     by_status = {s["status"]: s["last_error"] for s in statuses}
     assert set(by_status) == {"delivered", "failed"}
     assert "Timeout" in by_status["failed"]
+
+
+async def test_deleting_a_webhook_fails_its_pending_deliveries(api, pool, settings, tenant):
+    r = await api.post(
+        "/v1/webhooks",
+        json={"url": "https://example.invalid/hook", "events": ["worker.created"]},
+        headers=tenant.as_user,
+    )
+    hook_id = r.json()["webhook"]["id"]
+    await api.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
+    assert await pool.fetchval("SELECT status FROM webhook_deliveries") == "pending"
+
+    assert (await api.delete(f"/v1/webhooks/{hook_id}", headers=tenant.as_user)).status_code == 204
+
+    row = await pool.fetchrow("SELECT status, last_error FROM webhook_deliveries")
+    assert (row["status"], row["last_error"]) == ("failed", "webhook deleted")
+    assert await deliver_due(pool, settings) == []
+
+
+async def test_deliveries_are_paged_newest_first(api, pool, settings, tenant):
+    r = await api.post(
+        "/v1/webhooks",
+        json={"url": "https://example.invalid/hook", "events": ["worker.created"]},
+        headers=tenant.as_user,
+    )
+    hook_id = r.json()["webhook"]["id"]
+    for n in range(5):
+        await api.post("/v1/workers", json={"name": f"w{n}"}, headers=tenant.as_user)
+    url = f"/v1/webhooks/{hook_id}/deliveries"
+    everything = (await api.get(url, headers=tenant.as_key)).json()
+    assert len(everything["deliveries"]) == 5 and everything["nextCursor"] is None
+
+    seen, query = [], "?limit=2"
+    while True:
+        page = (await api.get(url + query, headers=tenant.as_key)).json()
+        assert len(page["deliveries"]) <= 2
+        seen += page["deliveries"]
+        if page["nextCursor"] is None:
+            break
+        query = f"?limit=2&cursor={page['nextCursor']}"
+    assert seen == everything["deliveries"]
+    assert [int(d["id"]) for d in seen] == sorted((int(d["id"]) for d in seen), reverse=True)
+    for bad in ("?limit=0", "?limit=101", "?cursor=x1"):
+        r = await api.get(url + bad, headers=tenant.as_key)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad

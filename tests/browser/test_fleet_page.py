@@ -150,6 +150,8 @@ def test_page_is_served_with_a_strict_policy(stack: Stack) -> None:
     for asset in ("fleet.js", "fleet.css"):
         assert f"/fleet-assets/{asset}" in page.text
         assert httpx.get(f"{stack.api_url}/fleet-assets/{asset}").status_code == 200
+    # The template is served only rendered.
+    assert httpx.get(f"{stack.api_url}/fleet-assets/fleet.html").status_code == 404
 
 
 def test_fleet_page(stack: Stack, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:

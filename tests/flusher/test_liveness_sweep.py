@@ -162,3 +162,55 @@ async def test_events_older_than_the_retention_are_deleted(ingest, pool, redis, 
     await add_worker(pool, redis, settings)
     assert await delete_expired_events(pool, 3600) == 1
     assert await pool.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def _disconnect(ingest, worker) -> None:
+    r = await ingest.post(
+        f"/api/v1/workers/{worker.id}/disconnect",
+        json={"reason": "shutdown", "exit_code": 0},
+        headers={"Authorization": f"Bearer {worker.token}"},
+    )
+    assert r.status_code == 204, r.text
+
+
+async def test_a_disconnect_is_announced_offline_once_and_the_next_beat_online(
+    ingest, pool, redis, settings
+):
+    worker = await add_worker(pool, redis, settings)
+    t = now_ms() - 2 * OFFLINE
+    await sweep_liveness(redis, pool, settings, t)
+    await den_beat(ingest, worker, t)
+    await sweep_liveness(redis, pool, settings, t + 10)
+
+    await _disconnect(ingest, worker)
+    key = keys.worker_key(worker.id, settings.shards)
+    stamped = int(await redis.hget(key, keys.F_DISCONNECTED))
+    await sweep_liveness(redis, pool, settings, t + 20)
+    # Its heartbeat ages past both thresholds later: it was announced offline already.
+    await sweep_liveness(redis, pool, settings, t + OFFLINE + 100)
+    assert await liveness_events(pool) == [
+        ("worker.online", worker.id, t),
+        ("worker.offline", worker.id, stamped),
+    ]
+    data = await pool.fetchval("SELECT data FROM events WHERE type = 'worker.offline'")
+    assert json.loads(data)["previous"] == "online"
+
+    await den_beat(ingest, worker, now_ms())
+    await sweep_liveness(redis, pool, settings, now_ms())
+    assert [e[0] for e in await liveness_events(pool)] == [
+        "worker.online", "worker.offline", "worker.online",
+    ]  # fmt: skip
+
+
+async def test_a_worker_that_disconnects_before_any_beat_is_announced_offline(
+    ingest, pool, redis, settings
+):
+    worker = await add_worker(pool, redis, settings)
+    await sweep_liveness(redis, pool, settings)
+    await _disconnect(ingest, worker)
+    await sweep_liveness(redis, pool, settings)
+    await sweep_liveness(redis, pool, settings)
+
+    assert [e[0] for e in await liveness_events(pool)] == ["worker.offline"]
+    data = json.loads(await pool.fetchval("SELECT data FROM events WHERE type = 'worker.offline'"))
+    assert data == {"previous": "never", "lastHeartbeatAt": None}

@@ -162,7 +162,7 @@ async def register_on(url: str, settings, worker=None):
         await client.aclose()
 
 
-async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: Path):
+async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: Path, caplog):
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
     try:
@@ -187,6 +187,9 @@ async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: 
                 assert_json_error(r, 503)
                 assert r.headers["retry-after"] == "3"
             assert (await client.get("/health")).status_code == 200
+            # One warning for the outage, not one per refused beat.
+            outage = [r.getMessage() for r in caplog.records if r.name == "hb.ingest"]
+            assert len(outage) == 1 and outage[0].startswith("Redis unavailable"), outage
 
             server.start()  # the same port; a fresh server, so the registry is re-synced
             await register_on(server.url, settings, worker)
@@ -204,6 +207,8 @@ async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: 
                 await client.post(per_worker + "heartbeat", headers=auth, json={})
             ).status_code == 204
             assert (await client.get("/ready")).status_code == 200
+            outage = [r.getMessage() for r in caplog.records if r.name == "hb.ingest"]
+            assert outage[-1].startswith("Redis available again"), outage
     finally:
         server.stop()
 

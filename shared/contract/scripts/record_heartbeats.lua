@@ -74,6 +74,11 @@ for i = 1, #KEYS, 2 do
     call('HSET', key, unpack(fields))
     if #gone > 0 then call('HDEL', key, unpack(gone)) end
     call('ZADD', dirty, 'NX', now, id)
+    -- Fleet index: offline at once (0 is below every threshold) until a newer beat raises it;
+    -- the sweep announces worker.offline unless it already did.
+    local tag = string.sub(dirty, 1, -6)
+    call('ZADD', tag .. 'seen:' .. org, 0, id)
+    if cur[10] ~= 'offline' then call('ZADD', tag .. 'revived', at, id) end
     out[n + 1] = '200'; out[n + 2] = cur[3] or ''; out[n + 3] = cur[4] or ''
     out[n + 4] = cur[5] or ''; out[n + 5] = cur[6] or ''
     n = n + 5
@@ -197,13 +202,14 @@ for i = 1, #KEYS, 2 do
     if gone then call('HDEL', key, unpack(gone)) end
     if newest then
       -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only
-      -- forward. A beat that is not the newest leaves it alone: the newest raised it.
+      -- forward. An older beat leaves it alone: the newest raised it, or a disconnect put the
+      -- worker at 0 (offline) and only a newer beat brings it back.
       local tag = string.sub(dirty, 1, -6)
       call('ZADD', tag .. 'seen:' .. org, 'GT', hb, id)
       -- Liveness events (flusher/liveness_sweep.py): a newer beat of a worker not announced
       -- online may have brought it online; the sweep decides and announces. It reads the
-      -- heartbeat from the hash, so the score only orders the set: NX keeps the first such
-      -- beat's and makes a further beat before the sweep a lookup, not a move.
+      -- heartbeat (and the disconnect) from the hash, so the score only orders the set: NX
+      -- keeps the first entry's and makes a further beat before the sweep a lookup, not a move.
       if cur[10] ~= 'online' then call('ZADD', tag .. 'revived', 'NX', hb, id) end
     end
     if meaningful or hb_ms - (tonumber(cur[7]) or 0) >= persist then

@@ -13,7 +13,10 @@ if last and last > now then now = last end
 redis.call('SET', swept, now)
 local out = {}
 
-local function ms(value) return string.format('%d', tonumber(value)) end
+local function ms(value)
+  if value == '' then return '' end  -- no heartbeat (a worker that disconnected before any)
+  return string.format('%d', tonumber(value))
+end
 
 local function announce(kind, id, org, at, hb, previous)
   local member = kind .. '|' .. id .. '|' .. org .. '|' .. ms(at) .. '|' .. ms(hb) .. '|' .. previous
@@ -21,13 +24,19 @@ local function announce(kind, id, org, at, hb, previous)
   out[#out + 1] = member
 end
 
--- Beats of workers not announced online: online now, unless the beat was already old.
+-- Workers a beat or a disconnect may have changed: a disconnected one is offline from its
+-- disconnect; one that beat is online now, unless the beat was already old.
 local back = redis.call('ZRANGE', revived, 0, -1)
 redis.call('DEL', revived)
 for _, id in ipairs(back) do
   local key = tag .. ':w:' .. id
-  local cur = redis.call('HMGET', key, '${ORG}', '${HEARTBEAT}', '${ANNOUNCED}')
-  if cur[1] and cur[2] and cur[3] ~= 'online' and tonumber(cur[2]) > now - stale then
+  local cur = redis.call('HMGET', key, '${ORG}', '${HEARTBEAT}', '${ANNOUNCED}', '${DISCONNECTED}')
+  if cur[1] and cur[4] and ((not cur[2]) or tonumber(cur[4]) >= tonumber(cur[2])) then
+    if cur[3] ~= 'offline' then
+      redis.call('HSET', key, '${ANNOUNCED}', 'offline')
+      announce('worker.offline', id, cur[1], cur[4], cur[2] or '', cur[3] or 'never')
+    end
+  elseif cur[1] and cur[2] and cur[3] ~= 'online' and tonumber(cur[2]) > now - stale then
     redis.call('HSET', key, '${ANNOUNCED}', 'online')
     announce('worker.online', id, cur[1], cur[2], cur[2], cur[3] or 'never')
   end
