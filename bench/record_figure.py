@@ -13,7 +13,8 @@ the beats; `INFO commandstats` counts the commands the script ran per beat. Two 
 
 The plain reference is a pipelined HSET of the four fields a Den beat writes plus a ZADD NX of the
 dirty set per beat, as in `bench scale`, measured in the "bench" state (each run, after the
-script's rounds) and set beside both.
+scripts' rounds) and set beside both. `--script` adds variants of the script (earlier versions,
+experiments), measured run by run in turn with the contract's on the same server and fleet.
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per state (medians)")
     parser.add_argument("--shards", type=int, default=Settings.shards, help="HB_SHARDS")
     parser.add_argument(
-        "--script", type=Path, default=None,
-        help="a variant of record_heartbeats.lua (same arguments and reply) to measure instead",
+        "--script", type=Path, action="append", default=[],
+        help="a variant of record_heartbeats.lua (same arguments and reply) to measure beside"
+        " the contract's, run by run on the same server; repeatable",
     )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    source = RECORD_HEARTBEATS.source
-    if args.script is not None:
-        source = Template(args.script.read_text()).substitute(keys.SCRIPT_FIELDS)
+    sources = {"contract": RECORD_HEARTBEATS.source}
+    for path in args.script:
+        sources[str(path)] = Template(path.read_text()).substitute(keys.SCRIPT_FIELDS)
     rows = []
-    with time_limit(600), contextlib.ExitStack() as stack:
+    with time_limit(600 * len(sources)), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
         server = stack.enter_context(embedded_redis(directory))
         client = sync_redis.Redis.from_url(server.url)
@@ -64,34 +66,40 @@ def run(args: argparse.Namespace) -> int:
         register_fleet(server.url, fleet, args.shards)
         for shard in range(args.shards):
             client.set(keys.synced_key(shard), "1")
-        sha = str(client.script_load(source))
+        shas = {name: str(client.script_load(source)) for name, source in sources.items()}
         clock = [START_MS]
-        _beat_round(client, sha, fleet, args, clock)  # every worker's first beat
+        _beat_round(client, shas["contract"], fleet, args, clock)  # every worker's first beat
         plain_us: list[float] = []
         for state in ("bench", "deployed"):
-            script_us: list[float] = []
-            per_beat: dict[str, float] = {}
+            script_us: dict[str, list[float]] = {name: [] for name in shas}
+            per_beat: dict[str, dict[str, float]] = {}
             for _ in range(args.runs):
-                if state == "deployed":
-                    _flushed_and_announced(client, fleet, args.shards, clock[0])
-                client.config_resetstat()
-                before = _cpu(client)
-                beats = 0
-                for _ in range(args.rounds):
-                    beats += _beat_round(client, sha, fleet, args, clock)
-                script_us.append((_cpu(client) - before) / beats * 1e6)
-                per_beat = _commands_per_beat(client, beats)
+                for name, sha in shas.items():  # alternating, so all see the same noise
+                    if state == "deployed":
+                        _flushed_and_announced(client, fleet, args.shards, clock[0])
+                    client.config_resetstat()
+                    before = _cpu(client)
+                    beats = 0
+                    for _ in range(args.rounds):
+                        beats += _beat_round(client, sha, fleet, args, clock)
+                    script_us[name].append((_cpu(client) - before) / beats * 1e6)
+                    per_beat[name] = _commands_per_beat(client, beats)
                 if state == "bench":  # while every worker is in the dirty sets, as in bench scale
                     plain_us.append(_plain(client, fleet, args, clock))
-            script, plain = statistics.median(script_us), statistics.median(plain_us)
-            commands = ", ".join(f"{name} {n:.2f}" for name, n in sorted(per_beat.items()))
-            rows.append([state, script, plain, script / plain, commands])
+            plain = statistics.median(plain_us)
+            for name in shas:
+                script = statistics.median(script_us[name])
+                commands = ", ".join(
+                    f"{command} {n:.2f}" for command, n in sorted(per_beat[name].items())
+                )
+                rows.append([name, state, script, plain, script / plain, commands])
     report.print_figure(
         f"record: Den beats over {args.workers:,} workers, {args.batch} beats per call, "
         f"median of {args.runs} runs of {args.rounds} rounds",
-        ["fleet state", "script us/beat", "plain us/beat", "script/plain", "commands per beat"],
+        ["script", "fleet state", "script us/beat", "plain us/beat", "script/plain",
+         "commands per beat"],
         rows,
-    )
+    )  # fmt: skip
     print(
         "us/beat: Redis CPU time (INFO cpu) per beat. plain: a pipelined HSET of a Den beat's"
         " four fields and a ZADD NX per beat, no script, on the same server."
