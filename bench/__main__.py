@@ -18,6 +18,10 @@ FIGURES = {
         "GET /v1/workers?limit=50: requests/s, p50 and p99 at 1, 4, 16 and 64 connections (wrk)",
     ),
     "pgload": ("bench.pgload_figure", "Postgres statements and row writes per 10,000 beats"),
+    "record": (
+        "bench.record_figure",
+        "Redis CPU per Den beat of the record script beside plain commands (one redis-server)",
+    ),
     "scale": (
         "bench.scale_figure",
         "N ingest processes behind one Redis or a Redis Cluster: beats/s, latency, CPU per beat",
