@@ -166,17 +166,17 @@ async def test_a_batch_leaves_in_one_write_per_node_and_lands_on_each_slots_node
 ) -> None:
     workers = await register_workers(client, 60)
     writes: list[tuple[Address, int]] = []
-    real = RedisPipe.call_many
+    real = RedisPipe._send
 
-    async def recorded(self: RedisPipe, packed: bytes, commands: int) -> list[Any]:
+    def recorded(self: RedisPipe, conn: Any, packed: bytes, commands: int = 0) -> Any:
         writes.append(((self._options["host"], self._options["port"]), commands))
-        return await real(self, packed, commands)
+        return real(self, conn, packed, commands)
 
     commit = committer(client, pipes, max_per_call=2)
     at = now_ms()
     # Connected, and the script loaded on every node: only the batch's writes are recorded.
     await asyncio.gather(*(commit.submit(beat(w, at - 1)) for w in workers))
-    monkeypatch.setattr(RedisPipe, "call_many", recorded)
+    monkeypatch.setattr(RedisPipe, "_send", recorded)
     # Submitted in one step of the event loop: one batch.
     results = await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
 

@@ -90,10 +90,9 @@ class ClusterPipes:
                     replies[i] = ClusterDownError(f"Hash slot {slots[i]} is not served.")
                 else:
                     by_node[node].append(i)
-            sent = await asyncio.gather(
-                *(self._send(node, [(packed[i], i in asked) for i in idx]) for node, idx in
-                  by_node.items())
-            )  # fmt: skip
+            sent = await self._send_all(
+                {node: [(packed[i], i in asked) for i in idx] for node, idx in by_node.items()}
+            )
             todo, was_asked, asked = [], asked, {}
             unscripted: dict[Address, list[int]] = defaultdict(list)
             for (node, idx), got in zip(by_node.items(), sent, strict=True):
@@ -136,27 +135,39 @@ class ClusterPipes:
             replies[i] = TryAgainError("The call's hash slot kept moving; try again.")
         return replies
 
-    async def _send(self, node: Address, calls: list[tuple[bytes, bool]]) -> Any:
-        """The node's replies to `calls` (packed, and whether behind ASKING), written at once;
-        or the exception that failed the node."""
-        packed = b"".join([ASKING + call if asking else call for call, asking in calls])
-        commands = len(calls) + sum(asking for _, asking in calls)
-        pipe = self._pipe(node)
-        try:
+    async def _send_all(self, writes: dict[Address, list[tuple[bytes, bool]]]) -> list[Any]:
+        """Per node, its replies to its calls (packed, and whether behind ASKING), or the
+        exception that failed the node. Every node's write leaves before any reply is awaited."""
+        under_way = []
+        for node, calls in writes.items():
+            packed = b"".join([ASKING + call if asking else call for call, asking in calls])
+            commands = len(calls) + sum(asking for _, asking in calls)
+            pipe = self._pipe(node)
+            replies = pipe.write_many(packed, commands)
+            if replies is None:  # to be connected first: meanwhile the other nodes' go out
+                replies = asyncio.ensure_future(pipe.call_many(packed, commands))
+            under_way.append((pipe, packed, commands, replies))
+        results: list[Any] = []
+        for (pipe, packed, commands, replies), calls in zip(
+            under_way, writes.values(), strict=True
+        ):
             try:
-                replies = await pipe.call_many(packed, commands)
-            except RedisConnectionError:  # dropped under way (restarted?): once more, anew;
-                replies = await pipe.call_many(packed, commands)  # the scripts are idempotent
-        except Exception as exc:
-            return exc
-        if commands == len(calls):
-            return replies
-        answers, at = [], 0
-        for _, asking in calls:
-            at += asking  # ASKING's own +OK
-            answers.append(replies[at])
-            at += 1
-        return answers
+                try:
+                    got = await replies
+                except RedisConnectionError:  # dropped under way (restarted?): once more, anew;
+                    got = await pipe.call_many(packed, commands)  # the scripts are idempotent
+            except Exception as exc:
+                results.append(exc)
+                continue
+            if commands > len(calls):  # drop ASKING's own +OK replies
+                at, answers = 0, []
+                for _, asking in calls:
+                    at += asking
+                    answers.append(got[at])
+                    at += 1
+                got = answers
+            results.append(got)
+        return results
 
     async def _load(self, node: Address, script: LuaScript) -> None:
         reply = await self._pipe(node).call(resp.command("SCRIPT", "LOAD", script.source))

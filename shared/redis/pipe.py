@@ -120,6 +120,15 @@ class RedisPipe:
         replies: list[Any] = await self._send(conn, packed, commands)
         return replies
 
+    def write_many(self, packed: bytes, commands: int) -> asyncio.Future[list[Any]] | None:
+        """As `call_many`, but written before returning when the connection is open: the future
+        of the replies (so that writes to several nodes leave in one step of the event loop).
+        None when the connection must be opened first: then use `call_many`."""
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            return None
+        return self._send(conn, packed, commands)
+
     def _send(self, conn: _Replies, packed: bytes, commands: int = 0) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
