@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -381,3 +383,45 @@ async def test_the_slot_table_is_read_from_another_node_when_the_first_is_down(
     await pipes.refresh()
 
     assert pipes.nodes() == sorted(("127.0.0.1", node.port) for node in cluster.nodes)
+
+
+async def test_a_stalled_node_fails_its_own_beats_at_once_until_it_answers_again(
+    cluster: EmbeddedRedisCluster, client: RedisCluster, nodes: dict[Address, Redis]
+) -> None:
+    workers = await register_workers(client, 32)
+    pipes = ClusterPipes(cluster.url, timeout=0.5)
+    commit = committer(client, pipes)
+    stalled = cluster.nodes[2]
+    assert stalled.proc is not None
+    address: Address = ("127.0.0.1", stalled.port)
+    homes = {w: await owner(nodes, slot_of(w)) for w in workers}
+    assert address in homes.values()
+
+    async def beat_all(at: int) -> list[Any]:
+        futures = [commit.submit(beat(w, at)) for w in workers]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    first = now_ms()
+    try:
+        assert all(isinstance(r, BeatResult) for r in await beat_all(first))
+        os.kill(stalled.proc.pid, signal.SIGSTOP)
+        try:
+            timed_out = await beat_all(first + 1)  # its calls wait out the timeout
+            failed_at_once = await beat_all(first + 2)  # now known stalled: not sent to it
+        finally:
+            os.kill(stalled.proc.pid, signal.SIGCONT)
+        await pipes.answering(address)
+        recovered = await beat_all(first + 3)
+    finally:
+        pipes.close()
+
+    for worker_id, a, b in zip(workers, timed_out, failed_at_once, strict=True):
+        if homes[worker_id] == address:
+            assert isinstance(a, REDIS_DOWN) and isinstance(b, REDIS_DOWN), (a, b)
+            assert "stalled" in str(b)
+        else:
+            assert isinstance(a, BeatResult) and a.code == 200
+            assert isinstance(b, BeatResult) and b.code == 200
+    assert all(isinstance(r, BeatResult) and r.code == 200 for r in recovered)
+    for worker_id in workers:
+        assert await stored_heartbeat(nodes, worker_id) == first + 3

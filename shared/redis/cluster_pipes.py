@@ -6,7 +6,8 @@ path it cost more CPU than the beats themselves, and each call went out as its o
 among many small ones. Here the slot table is read with CLUSTER SLOTS and kept by hand: a MOVED
 reply corrects it at once (the call is resent to the named node, and the whole table is read
 again in the background), an ASK reply sends that one call again to the named node behind
-`ASKING`. A node that cannot be reached fails only its own calls.
+`ASKING`. A node that cannot be reached fails only its own calls; one that stopped answering
+fails them at once, not after a timeout each batch, until it answers a PING again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redis.asyncio.connection import parse_url
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ClusterDownError, NoScriptError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.redis import resp
 from shared.redis.lua import LuaScript
@@ -33,6 +35,7 @@ Call = tuple[Sequence[str], Sequence[str]]  # one script run's keys (one slot) a
 
 ASKING = resp.command("ASKING")
 CLUSTER_SLOTS = resp.command("CLUSTER", "SLOTS")
+PING = resp.command("PING")
 # Redirections one call may follow within a batch: a slot moves once, or twice while it is being
 # migrated (ASK, then MOVED once the migration ends). More is a table changing under us: the call
 # fails as TRYAGAIN would (503, the client retries).
@@ -55,6 +58,10 @@ class ClusterPipes:
         self._refresh_again = False
         self._refreshed_at = float("-inf")  # event-loop time of the last reading
         self._failing: set[Address] = set()  # nodes whose last write failed
+        # Nodes that stopped answering (timed out), each with the task that pings it until it
+        # answers again. Meanwhile their calls fail at once: waiting out a timeout on every
+        # batch would hold the other nodes' beats up as long.
+        self._stalled: dict[Address, asyncio.Task[None]] = {}
 
     def nodes(self) -> list[Address]:
         """The primaries the slot table names."""
@@ -138,8 +145,11 @@ class ClusterPipes:
     async def _send_all(self, writes: dict[Address, list[tuple[bytes, bool]]]) -> list[Any]:
         """Per node, its replies to its calls (packed, and whether behind ASKING), or the
         exception that failed the node. Every node's write leaves before any reply is awaited."""
-        under_way = []
+        under_way: list[Any] = []
         for node, calls in writes.items():
+            if node in self._stalled:
+                under_way.append(RedisTimeoutError(f"Redis node {node[0]}:{node[1]} is stalled."))
+                continue
             packed = b"".join([ASKING + call if asking else call for call, asking in calls])
             commands = len(calls) + sum(asking for _, asking in calls)
             pipe = self._pipe(node)
@@ -148,15 +158,19 @@ class ClusterPipes:
                 replies = asyncio.ensure_future(pipe.call_many(packed, commands))
             under_way.append((pipe, packed, commands, replies))
         results: list[Any] = []
-        for (pipe, packed, commands, replies), calls in zip(
-            under_way, writes.values(), strict=True
-        ):
+        for entry, (node, calls) in zip(under_way, writes.items(), strict=True):
+            if isinstance(entry, Exception):
+                results.append(entry)
+                continue
+            pipe, packed, commands, replies = entry
             try:
                 try:
                     got = await replies
                 except RedisConnectionError:  # dropped under way (restarted?): once more, anew;
                     got = await pipe.call_many(packed, commands)  # the scripts are idempotent
             except Exception as exc:
+                if isinstance(exc, RedisTimeoutError | TimeoutError) and node not in self._stalled:
+                    self._stalled[node] = asyncio.get_running_loop().create_task(self._probe(node))
                 results.append(exc)
                 continue
             if commands > len(calls):  # drop ASKING's own +OK replies
@@ -168,6 +182,27 @@ class ClusterPipes:
                 got = answers
             results.append(got)
         return results
+
+    async def _probe(self, node: Address) -> None:
+        """PING a stalled node until it answers (one try per timeout), then let calls reach it."""
+        try:
+            while True:
+                try:
+                    reply = await self._pipe(node).call(PING)
+                except Exception:
+                    reply = None
+                if reply is not None and not isinstance(reply, Exception):
+                    return
+                await asyncio.sleep(self._timeout)
+        finally:
+            if self._stalled.get(node) is asyncio.current_task():
+                del self._stalled[node]
+
+    async def answering(self, node: Address) -> None:
+        """Return once `node` is not known to be stalled (at once when it is not)."""
+        probe = self._stalled.get(node)
+        if probe is not None:
+            await asyncio.shield(probe)
 
     async def _load(self, node: Address, script: LuaScript) -> None:
         reply = await self._pipe(node).call(resp.command("SCRIPT", "LOAD", script.source))
@@ -204,6 +239,8 @@ class ClusterPipes:
         self._slots, self._loaded = slots, True
         for gone in set(self._pipes) - set(slots) - {self._seed}:
             self._pipes.pop(gone).close()
+        for gone in set(self._stalled) - set(slots):
+            self._stalled[gone].cancel()
 
     def _refresh_soon(self, after_failure: bool = False) -> None:
         """Read the table again in the background: one reading at a time, and one more after it
@@ -234,6 +271,8 @@ class ClusterPipes:
             self._refreshing = None
 
     def close(self) -> None:
+        for probe in list(self._stalled.values()):
+            probe.cancel()
         if self._refreshing is not None:
             self._refreshing.cancel()
             self._refreshing = None
