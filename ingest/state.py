@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from ingest.group_commit import GroupCommitter
 from shared.contract.registry import api_key_org
 from shared.contract.tokens import WorkerClaim, hash_secret, verify_worker_token
+from shared.redis.cluster_pipes import ClusterPipes
 from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
 from shared.web.metrics import ServiceMetrics
@@ -53,7 +54,7 @@ class IngestState:
 
     settings: Settings
     redis: Redis
-    pipe: RedisPipe | None  # the beats' own connection, on a single Redis
+    pipe: RedisPipe | ClusterPipes  # the beats' own connection(s)
     committer: GroupCommitter
     retry_after: list[tuple[bytes, bytes]]
 
@@ -98,8 +99,9 @@ class IngestState:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.pipe = None
-        if not settings.redis_cluster:
+        if settings.redis_cluster:
+            self.pipe = ClusterPipes(settings.redis_url, settings.redis_timeout)
+        else:
             self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
         self.committer = committer(
             redis, self.pipe, shards=settings.shards, persist_interval=settings.persist_interval,
