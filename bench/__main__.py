@@ -20,8 +20,12 @@ FIGURES = {
     "pgload": ("bench.pgload_figure", "Postgres statements and row writes per 10,000 beats"),
     "fleet": (
         "bench.fleet_figure",
-        "issue 14's fleet targets over one large org: summary and filtered pages at 1 "
-        "connection, what the fleet index costs ingest, one sweep's transitions, detection delay",
+        "fleet queries over one large org: summary and filtered pages at 1 connection, what "
+        "the fleet index costs ingest, one sweep's transitions, detection delay",
+    ),
+    "record": (
+        "bench.record_figure",
+        "Redis CPU per Den beat of the record script beside plain commands (one redis-server)",
     ),
     "scale": (
         "bench.scale_figure",

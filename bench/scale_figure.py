@@ -1,11 +1,13 @@
-"""Scale-out: N ingest processes behind one Redis (or a K-node Redis Cluster), with wrk load
-over a large fleet, beside same-run references.
+"""Scale-out: N ingest processes behind one Redis (and, with `--cluster K`, behind a K-node
+Redis Cluster too, in the same run), with wrk load over a large fleet, beside same-run
+references.
 
 For each N: beats/s, p50 and p99 of ingest and of bare Starlette (the same route answered 204,
 the same uvicorn settings and N), the Redis CPU time per accepted beat (`INFO cpu`, all nodes)
 and ingest's CPU time per beat. The "plain commands" reference is Redis's CPU time per beat for
 a pipelined HSET of the fields a Den beat writes plus a ZADD NX of the dirty set, no script,
-against the same server(s) in the same run.
+against the same server(s) in the same run. With a cluster, its runs alternate with one Redis's
+at each N, and the cluster-to-one-Redis ratios are taken run by run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--processes", default=_default_processes(),
         help="ingest processes per level, comma-separated (default: 1, 2, 4, ... up to the cores)",
     )  # fmt: skip
-    parser.add_argument("--cluster", type=int, default=0, metavar="K",
-                        help="a K-node Redis Cluster instead of one Redis")  # fmt: skip
+    parser.add_argument(
+        "--cluster", type=int, default=0, metavar="K",
+        help="also a K-node Redis Cluster, beside one Redis in the same run",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=50_000, help="registered workers")
     parser.add_argument("--runs", type=int, default=3, help="runs per app and level (medians)")
     parser.add_argument("--seconds", type=int, default=8, help="length of one run")
@@ -107,47 +111,60 @@ class Stores:
 def run(args: argparse.Namespace) -> int:
     load.wrk_binary()
     levels = [int(n) for n in args.processes.split(",")]
-    per_level = 2 * (args.runs * (args.seconds + 3) + 30)
+    setups = 2 if args.cluster else 1
+    per_level = (1 + setups) * (args.runs * (args.seconds + 3) + 30)
     with time_limit(180 + len(levels) * per_level), contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir())
-        stores = Stores(directory, args.cluster, stack)
         fleet = new_fleet(args.workers, TOKEN_KEYS)
-        _register(stores, fleet, args.shards)
+        all_stores = [Stores(directory, 0, stack)]
+        if args.cluster:
+            all_stores.append(Stores(directory, args.cluster, stack))
+        for stores in all_stores:
+            _register(stores, fleet, args.shards)
         script = directory / "beats.lua"
         script.write_text(load.heartbeat_script(fleet.worker_ids, fleet.tokens, BODY))
-        env = server_env(stores.url, HB_SHARDS=str(args.shards))
-        if stores.cluster:
-            env["HB_REDIS_CLUSTER"] = "true"
+        envs = [_env(stores, args.shards) for stores in all_stores]
         threads = min(os.cpu_count() or 1, 4)
 
-        rows, plain = [], []
+        rows: list[list[object]] = []
+        versus: list[list[object]] = []
         for n in levels:
             bare: list[load.LoadResult] = []
-            ingest: list[Run] = []
-            with (
-                uvicorn("bench.reference_app:app", env, workers=n) as reference,
-                uvicorn("ingest.app:app", env, workers=n) as app,
-            ):
+            ingest: list[list[Run]] = [[] for _ in all_stores]
+            plain: list[list[float]] = [[] for _ in all_stores]
+            with contextlib.ExitStack() as apps:
+                reference = apps.enter_context(
+                    uvicorn("bench.reference_app:app", envs[0], workers=n)
+                )
+                ingest_apps = [
+                    apps.enter_context(uvicorn("ingest.app:app", env, workers=n)) for env in envs
+                ]
                 connections = args.connections * n
-                for server in (reference, app):  # warm-up
+                for server in (reference, *ingest_apps):  # warm-up
                     load.run_wrk(server.base_url, script, 2, connections, threads)
                 for _ in range(args.runs):  # alternating, so all see the same noise
                     bare.append(
                         load.run_wrk(reference.base_url, script, args.seconds, connections, threads)
                     )
-                    ingest.append(
-                        _measured(app, stores, script, args.seconds, connections, threads)
-                    )
-                    plain.append(_plain_commands(stores, fleet, args.shards))
-            rows.append(_row(n, bare, ingest, plain[-args.runs :]))
+                    for i, (app, stores) in enumerate(zip(ingest_apps, all_stores, strict=True)):
+                        ingest[i].append(
+                            _measured(app, stores, script, args.seconds, connections, threads)
+                        )
+                        plain[i].append(_plain_commands(stores, fleet, args.shards))
+            for i, stores in enumerate(all_stores):
+                where = f"{args.cluster}-node cluster" if stores.cluster else "one"
+                rows.append([where, *_row(n, bare, ingest[i], plain[i])])
+            if args.cluster:
+                versus.append(_versus(n, ingest[0], ingest[1]))
 
-    where = f"a {args.cluster}-node Redis Cluster" if args.cluster else "one Redis"
     report.print_figure(
-        f"scale: Den beats over {args.workers:,} workers, ingest processes behind {where}, "
-        f"{args.connections} wrk connections per process, median of {args.runs} x "
+        f"scale: Den beats over {args.workers:,} workers, ingest processes behind one Redis"
+        + (f" and a {args.cluster}-node Redis Cluster" if args.cluster else "")
+        + f", {args.connections} wrk connections per process, median of {args.runs} x "
         f"{args.seconds} s",
-        ["N", "bare beats/s", "ingest beats/s", "ratio", "ingest p50/p99 ms", "bare p99 ms",
-         "Redis us/beat", "plain us/beat", "Redis/plain", "ingest us/beat", "non-2xx"],
+        ["Redis", "N", "bare beats/s", "ingest beats/s", "ratio", "ingest p50/p99 ms",
+         "bare p99 ms", "Redis us/beat", "plain us/beat", "Redis/plain", "ingest us/beat",
+         "non-2xx"],
         rows,
     )  # fmt: skip
     print(
@@ -155,8 +172,38 @@ def run(args: argparse.Namespace) -> int:
         " taking a pipelined HSET of a Den beat's fields and a ZADD NX per beat, no script."
         " ingest us/beat: CPU time of the ingest processes per beat."
     )
+    if versus:
+        report.print_figure(
+            f"scale: the {args.cluster}-node cluster against one Redis, run by run at the same N"
+            " (medians of the per-run ratios)",
+            ["N", "Redis us/beat", "ingest beats/s per process", "ingest us/beat",
+             "ingest p99"],
+            versus,
+        )  # fmt: skip
     print(report.NOISE_NOTE)
     return 0
+
+
+def _env(stores: Stores, shards: int) -> dict[str, str]:
+    env = server_env(stores.url, HB_SHARDS=str(shards))
+    if stores.cluster:
+        env["HB_REDIS_CLUSTER"] = "true"
+    return env
+
+
+def _versus(n: int, one: Sequence[Run], cluster: Sequence[Run]) -> list[object]:
+    """Cluster over one Redis, per run (runs alternate, so each pair saw the same noise)."""
+
+    def ratio(of: Callable[[Run], float]) -> float:
+        return report.median([of(c) / of(o) for o, c in zip(one, cluster, strict=True)])
+
+    return [
+        n,
+        ratio(lambda r: r.redis_cpu_per_beat_us),
+        ratio(lambda r: r.load.requests_per_s),
+        ratio(lambda r: r.ingest_cpu_per_beat_us),
+        ratio(lambda r: r.load.p99_ms),
+    ]
 
 
 def _measured(

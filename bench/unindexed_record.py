@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import re
 
-# `if <condition> then <ZADD of the index or the revived set> end`: the whole block goes, the
-# condition's own reads with it.
+# `if <condition> then <ZADD of the index or the revived set> end`, on one line or three: the
+# whole block goes, the condition's own reads with it.
 _GUARDED = re.compile(
-    r"^[ \t]*if [^\n]* then\n[ \t]*redis\.call\('ZADD', [^\n]*'(?:seen:|revived)'[^\n]*\)\n"
+    r"^[ \t]*if [^\n]* then\n[ \t]*(?:redis\.)?call\('ZADD', [^\n]*'(?:seen:|revived)'[^\n]*\)\n"
     r"[ \t]*end\n",
+    re.MULTILINE,
+)
+_GUARDED_LINE = re.compile(
+    r"^[ \t]*if [^\n]* then (?:redis\.)?call\('ZADD', [^\n]*'(?:seen:|revived)'[^\n]*\) end\n",
     re.MULTILINE,
 )
 # A ZADD of the index or the revived set on a line of its own.
 _PLAIN = re.compile(
-    r"^[ \t]*redis\.call\('ZADD', [^\n]*'(?:seen:|revived)'[^\n]*\)\n", re.MULTILINE
+    r"^[ \t]*(?:redis\.)?call\('ZADD', [^\n]*'(?:seen:|revived)'[^\n]*\)\n", re.MULTILINE
 )
 _LEFT = re.compile(r"'(?:seen:|revived)'")
 
@@ -28,7 +32,9 @@ class ScriptChanged(RuntimeError):
 def without_fleet_index(source: str) -> tuple[str, int]:
     """`source` without its fleet-index and revived statements, and how many were taken out."""
     text, guarded = _GUARDED.subn("", source)
+    text, one_line = _GUARDED_LINE.subn("", text)
     text, plain = _PLAIN.subn("", text)
+    guarded += one_line
     code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
     left = _LEFT.findall(code)
     if left or guarded + plain == 0:

@@ -127,13 +127,14 @@ def cluster_port() -> int:
 class EmbeddedRedisCluster:
     """`nodes` redis-server processes made one Redis Cluster (no replicas), under `directory`."""
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(self, directory: Path, nodes: int = 3, extra_args: Sequence[str] = ()) -> None:
         self.nodes = [
             EmbeddedRedis(
-                directory / str(n), cluster_port(), extra_args=["--cluster-enabled", "yes"]
+                directory / str(n), cluster_port(),
+                extra_args=["--cluster-enabled", "yes", *extra_args],
             )
             for n in range(nodes)
-        ]
+        ]  # fmt: skip
 
     @property
     def url(self) -> str:

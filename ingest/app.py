@@ -140,8 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             publisher.cancel()
             await state.committer.drain()
-            if state.pipe is not None:
-                state.pipe.close()
+            state.pipe.close()
             await redis.aclose()
             if traced:
                 stop_tracing()

@@ -3,7 +3,8 @@
 Each request awaits its own future, resolved only after Redis acknowledged the script call that
 carried its beat, so a 2xx always means the beat is in Redis. A batch is cut into calls of at
 most `max_per_call` beats (a burst must not become one script that blocks Redis for long); on a
-single Redis they still leave in one write.
+single Redis they still leave in one write. On a cluster a call carries the beats of one shard
+(one slot), and the calls bound for one node leave in one write to it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from shared.contract import keys
 from shared.contract.record import RECORD_HEARTBEATS, Beat, BeatResult, parse_results, record_call
 from shared.contract.times import now_ms
 from shared.redis import resp
+from shared.redis.cluster_pipes import ClusterPipes
 from shared.redis.connect import refusal_or_self
-from shared.redis.lua import run_pipelined
 from shared.redis.pipe import RedisPipe
 
 
@@ -41,12 +42,12 @@ Pending = tuple[Beat, "asyncio.Future[BeatResult]"]
 
 
 class GroupCommitter:
-    """Writes through `pipe` on a single Redis, through redis-py's cluster pipeline otherwise."""
+    """Writes through `pipe`: one connection to a single Redis, or one per cluster primary."""
 
     def __init__(
         self,
         redis: Redis,
-        pipe: RedisPipe | None,
+        pipe: RedisPipe | ClusterPipes,
         *,
         shards: int,
         persist_interval: float,
@@ -94,7 +95,7 @@ class GroupCommitter:
     def _calls(self, batch: list[Pending]) -> list[list[Pending]]:
         """The batch cut into script calls: at most `max_per_call` beats each, and on a cluster
         one shard per call, so each touches one slot."""
-        if self._pipe is None:
+        if isinstance(self._pipe, ClusterPipes):
             by_shard: dict[int, list[Pending]] = defaultdict(list)
             for item in batch:
                 by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
@@ -136,8 +137,8 @@ class GroupCommitter:
                     future.set_result(result)
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
-        if self._pipe is None:  # on a cluster, redis-py sends each call to its slot's node
-            return await run_pipelined(self._redis, RECORD_HEARTBEATS, calls, raise_errors=False)
+        if isinstance(self._pipe, ClusterPipes):  # each failed call is answered on its own
+            return await self._pipe.run_script(RECORD_HEARTBEATS, calls)
         replies = await self._call_many(self._pipe, calls)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:  # Redis restarted or was flushed: load, then replay only those calls

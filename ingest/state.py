@@ -12,12 +12,16 @@ from redis.asyncio import Redis
 from ingest.group_commit import GroupCommitter
 from shared.contract.registry import api_key_org
 from shared.contract.tokens import WorkerClaim, hash_secret, verify_worker_token
+from shared.redis.cluster_pipes import ClusterPipes
 from shared.redis.pipe import RedisPipe
 from shared.settings import Settings
 from shared.web.metrics import ServiceMetrics
 
 VERIFIED_TOKENS_KEPT = 200_000  # ~40 MB at most; a miss only costs one HMAC
 OUTAGE_REPORT_EVERY = 10.0  # seconds between warnings while Redis keeps failing beats
+# An outage is over once a beat is stored this long after the last refused one: a cluster with
+# one node down stores some beats and refuses others all along, and is not "back" each time.
+RECOVERED_AFTER = 1.0
 
 log = logging.getLogger("hb.ingest")
 
@@ -53,7 +57,7 @@ class IngestState:
 
     settings: Settings
     redis: Redis
-    pipe: RedisPipe | None  # the beats' own connection, on a single Redis
+    pipe: RedisPipe | ClusterPipes  # the beats' own connection(s)
     committer: GroupCommitter
     retry_after: list[tuple[bytes, bytes]]
 
@@ -61,9 +65,10 @@ class IngestState:
         self.metrics = IngestMetrics()
         self._verified: dict[str, WorkerClaim] = {}
         self._api_keys: dict[str, tuple[str, float]] = {}
-        self.redis_failing = False  # the last beat that reached for Redis failed
-        self._refused = 0  # beats refused since the last warning
+        self.redis_failing = False  # beats were refused and no recovery was reported since
+        self._refused = 0  # beats refused since the last report
         self._next_report = 0.0
+        self._last_refused = 0.0
 
     def unavailable(self, exc: BaseException) -> None:
         """A beat answered 503 because Redis failed: counted, and logged once, then at most
@@ -71,7 +76,7 @@ class IngestState:
         self.metrics.rejected("unavailable")
         self._refused += 1
         self.redis_failing = True
-        now = time.monotonic()
+        now = self._last_refused = time.monotonic()
         if now >= self._next_report:
             log.warning(
                 "Redis unavailable (%s): beats are answered 503; %d refused since the last report",
@@ -81,7 +86,10 @@ class IngestState:
             self._next_report = now + OUTAGE_REPORT_EVERY
 
     def available(self) -> None:
-        """A beat was stored after beats were refused: say the outage is over."""
+        """A beat was stored after beats were refused: once none was refused for
+        RECOVERED_AFTER seconds, say the outage is over."""
+        if time.monotonic() - self._last_refused < RECOVERED_AFTER:
+            return
         log.warning(
             "Redis available again: beats are stored; %d refused since the last report",
             self._refused,
@@ -98,8 +106,9 @@ class IngestState:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.pipe = None
-        if not settings.redis_cluster:
+        if settings.redis_cluster:
+            self.pipe = ClusterPipes(settings.redis_url, settings.redis_timeout)
+        else:
             self.pipe = RedisPipe(settings.redis_url, settings.redis_timeout)
         self.committer = committer(
             redis, self.pipe, shards=settings.shards, persist_interval=settings.persist_interval,

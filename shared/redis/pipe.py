@@ -5,8 +5,9 @@ redis-py's asyncio client reads through a StreamReader with a pooled connection 
 scope around every call; for ingest's one script call per batch that cost more CPU than the
 batch itself (measured with `python -m bench ingest`: ~15% more beats/s without it). Redis
 answers commands of one connection in order, so a queue of futures is all the matching needed.
-Ingest's beats and the API's page reads use it on a single Redis; on a cluster they keep
-redis-py, which routes each command to its slot's node.
+Ingest's beats and the API's page reads use it on a single Redis; on a cluster ingest keeps one
+per primary (`cluster_pipes.py`) and the API keeps redis-py, which routes each command to its
+slot's node.
 """
 
 from __future__ import annotations
@@ -93,8 +94,13 @@ class RedisPipe:
     fails every call under way and drops the connection (its later replies would be out of step).
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, address: tuple[str, int] | None = None) -> None:
+        """`address`: another node than the URL's (a cluster node), with the URL's credentials
+        and TLS settings."""
         self._options: dict[str, Any] = dict(parse_url(url))
+        if address is not None:
+            self._options.pop("path", None)
+            self._options["host"], self._options["port"] = address
         self._timeout = timeout
         self._conn: _Replies | None = None
         self._connecting: asyncio.Future[_Replies] | None = None
@@ -113,6 +119,15 @@ class RedisPipe:
             conn = await self._connected()
         replies: list[Any] = await self._send(conn, packed, commands)
         return replies
+
+    def write_many(self, packed: bytes, commands: int) -> asyncio.Future[list[Any]] | None:
+        """As `call_many`, but written before returning when the connection is open: the future
+        of the replies (so that writes to several nodes leave in one step of the event loop).
+        None when the connection must be opened first: then use `call_many`."""
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            return None
+        return self._send(conn, packed, commands)
 
     def _send(self, conn: _Replies, packed: bytes, commands: int = 0) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()

@@ -162,7 +162,10 @@ async def register_on(url: str, settings, worker=None):
         await client.aclose()
 
 
-async def test_redis_outage_answers_503_then_recovers_without_restart(tmp_path: Path, caplog):
+async def test_redis_outage_answers_503_then_recovers_without_restart(
+    tmp_path: Path, caplog, monkeypatch
+):
+    monkeypatch.setattr("ingest.state.RECOVERED_AFTER", 0.0)  # the first stored beat says so
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
     try:

@@ -12,121 +12,157 @@
 --   'x' a disconnect, its time in the heartbeat's place: reason, exit code, error message (12).
 -- Returns per beat: code (200/401/404/503), heartbeat, active ('' = null), active recently,
 -- sessions.
+--
+-- Redis' cost of a beat is the commands it runs and the arguments they carry. A steady Den beat
+-- reads once (one HMGET of only what its checks need, the announced liveness included) and
+-- writes only what changed (one HSET, usually of the heartbeat and active time), then raises its
+-- fleet index entry; the revived and dirty sets only when the beat calls for it.
+local call = redis.call
 local now = ARGV[1]
 local persist = tonumber(ARGV[2])
-local out = {}
+local out, n = {}, 0
+-- Reused by every beat for HSET's arguments (field, value pairs; `m` of them in use).
+local set = {}
+
+local function refuse(code)
+  out[n + 1] = code; out[n + 2] = ''; out[n + 3] = ''; out[n + 4] = ''; out[n + 5] = ''
+  n = n + 5
+end
+
 local b = 3
 for i = 1, #KEYS, 2 do
   local key, dirty = KEYS[i], KEYS[i + 1]
-  local kind = ARGV[b + 8]
-  local cur = redis.call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
-    '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${STATUS}', '${TASK_ID}',
-    '${ENVIRONMENT}', '${SKEW}', '${DISCONNECTED}')
-  if not cur[1] and redis.call('EXISTS', string.sub(dirty, 1, -6) .. 'synced') == 0 then
+  local id, kind = ARGV[b], ARGV[b + 8]
+  local cur
+  if kind == 'd' or kind == 'x' then
+    cur = call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
+      '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${SKEW}', '${DISCONNECTED}',
+      '${ANNOUNCED}')
+  else
+    cur = call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
+      '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${SKEW}', '${DISCONNECTED}',
+      '${ANNOUNCED}', '${STATUS}', '${TASK_ID}', '${ENVIRONMENT}')
+  end
+  local org = cur[1]
+  if not org and call('EXISTS', string.sub(dirty, 1, -6) .. 'synced') == 0 then
     -- No entry, and the shard's registry is not known to be complete (Redis lost its data and
     -- the flusher has not rebuilt it yet): a passing state, not a deleted worker. The mark
     -- shares the dirty set's hash tag, so this stays within the call's slot.
-    out[#out + 1] = '503'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
-    out[#out + 1] = ''
-  elseif not cur[1] or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= cur[1]) then
-    out[#out + 1] = '404'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
-    out[#out + 1] = ''
+    refuse('503')
+  elseif not org or (ARGV[b + 2] ~= '' and ARGV[b + 2] ~= org) then
+    refuse('404')
   elseif ARGV[b + 1] ~= '' and ARGV[b + 1] ~= cur[2] then
-    out[#out + 1] = '401'; out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = ''
-    out[#out + 1] = ''
+    refuse('401')
   elseif kind == 'x' then
     -- A disconnect is not a heartbeat: the last one stays. It is stamped no earlier than that
     -- heartbeat, so it reads as offline (disconnected at or after the last beat) even when
     -- replicas' clocks differ; the next beat clears it.
     local at = ARGV[b + 3]
     if cur[3] and tonumber(cur[3]) > tonumber(at) then at = cur[3] end
-    local set = {'${DISCONNECTED}', at, '${DISCONNECT_REASON}', ARGV[b + 9]}
+    local fields = {'${DISCONNECTED}', at, '${DISCONNECT_REASON}', ARGV[b + 9]}
     local gone = {}
     if ARGV[b + 10] ~= '' then
-      set[#set + 1] = '${EXIT_CODE}'; set[#set + 1] = ARGV[b + 10]
+      fields[#fields + 1] = '${EXIT_CODE}'; fields[#fields + 1] = ARGV[b + 10]
     else
       gone[#gone + 1] = '${EXIT_CODE}'
     end
     if ARGV[b + 11] ~= '' then
-      set[#set + 1] = '${ERROR_MESSAGE}'; set[#set + 1] = ARGV[b + 11]
+      fields[#fields + 1] = '${ERROR_MESSAGE}'; fields[#fields + 1] = ARGV[b + 11]
     else
       gone[#gone + 1] = '${ERROR_MESSAGE}'
     end
-    redis.call('HSET', key, unpack(set))
-    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
-    redis.call('ZADD', dirty, 'NX', now, ARGV[b])
+    call('HSET', key, unpack(fields))
+    if #gone > 0 then call('HDEL', key, unpack(gone)) end
+    call('ZADD', dirty, 'NX', now, id)
     -- Fleet index: offline at once (0 is below every threshold) until a newer beat raises it;
     -- the sweep announces worker.offline unless it already did.
     local tag = string.sub(dirty, 1, -6)
-    redis.call('ZADD', tag .. 'seen:' .. cur[1], 0, ARGV[b])
-    if redis.call('HGET', key, '${ANNOUNCED}') ~= 'offline' then
-      redis.call('ZADD', tag .. 'revived', at, ARGV[b])
-    end
-    out[#out + 1] = '200'; out[#out + 1] = cur[3] or ''; out[#out + 1] = cur[4] or ''
-    out[#out + 1] = cur[5] or ''; out[#out + 1] = cur[6] or ''
+    call('ZADD', tag .. 'seen:' .. org, 0, id)
+    if cur[10] ~= 'offline' then call('ZADD', tag .. 'revived', at, id) end
+    out[n + 1] = '200'; out[n + 2] = cur[3] or ''; out[n + 3] = cur[4] or ''
+    out[n + 4] = cur[5] or ''; out[n + 5] = cur[6] or ''
+    n = n + 5
   else
-    local set = {}
+    -- Only what changed is written; `set` holds field, value pairs, `gone` fields to delete.
+    local m, gone = 0, nil
     local hb, old_hb = ARGV[b + 3], cur[3]
-    local newest = (not old_hb) or tonumber(hb) >= tonumber(old_hb)
+    local hb_ms = tonumber(hb)
+    local newest = (not old_hb) or hb_ms >= tonumber(old_hb)
     local meaningful = false
     if newest then
-      set[#set + 1] = '${HEARTBEAT}'; set[#set + 1] = hb
+      if hb ~= old_hb then set[1] = '${HEARTBEAT}'; set[2] = hb; m = 2 end
     else
-      hb = old_hb
+      hb, hb_ms = old_hb, tonumber(old_hb)
     end
     local act = cur[4]
     if ARGV[b + 4] ~= '' and ((not act) or tonumber(ARGV[b + 4]) > tonumber(act)) then
       act = ARGV[b + 4]
-      set[#set + 1] = '${ACTIVE}'; set[#set + 1] = act
+      set[m + 1] = '${ACTIVE}'; set[m + 2] = act; m = m + 2
     end
     local iar, osc = cur[5], cur[6]
     if newest then
-      if ARGV[b + 5] ~= '' then
-        if ARGV[b + 5] ~= iar then meaningful = true end
-        iar = ARGV[b + 5]
-        set[#set + 1] = '${ACTIVE_RECENTLY}'; set[#set + 1] = iar
+      local value = ARGV[b + 5]
+      if value ~= '' and value ~= iar then
+        meaningful = true
+        iar = value
+        set[m + 1] = '${ACTIVE_RECENTLY}'; set[m + 2] = iar; m = m + 2
       end
-      if ARGV[b + 6] ~= '' then
-        if ARGV[b + 6] ~= osc then meaningful = true end
-        osc = ARGV[b + 6]
-        set[#set + 1] = '${OPEN_SESSIONS}'; set[#set + 1] = osc
+      value = ARGV[b + 6]
+      if value ~= '' and value ~= osc then
+        meaningful = true
+        osc = value
+        set[m + 1] = '${OPEN_SESSIONS}'; set[m + 2] = osc; m = m + 2
       end
-      if ARGV[b + 7] ~= '' then
-        set[#set + 1] = '${SKEW}'; set[#set + 1] = ARGV[b + 7]
-      elseif kind == 'd' and cur[11] then
+      value = ARGV[b + 7]
+      if value ~= '' then
+        if value ~= cur[8] then set[m + 1] = '${SKEW}'; set[m + 2] = value; m = m + 2 end
+      elseif kind == 'd' and cur[8] then
         -- The skew is the newest beat's observation, and a Den beat without a client time made
         -- none: the stored one is stale. Dropping it counts as a change, so Postgres drops it
         -- at the next flush rather than a persist interval later.
-        redis.call('HDEL', key, '${SKEW}')
+        gone = {'${SKEW}'}
         meaningful = true
       end
-      if cur[12] then
+      if cur[9] then
         -- Back after a disconnect: the worker is online again, and Postgres learns it at the
         -- next flush.
-        redis.call('HDEL', key, '${DISCONNECTED}', '${DISCONNECT_REASON}', '${EXIT_CODE}',
-          '${ERROR_MESSAGE}')
+        gone = gone or {}
+        gone[#gone + 1] = '${DISCONNECTED}'; gone[#gone + 1] = '${DISCONNECT_REASON}'
+        gone[#gone + 1] = '${EXIT_CODE}'; gone[#gone + 1] = '${ERROR_MESSAGE}'
         meaningful = true
       end
       if kind ~= 'd' then
         -- Kubiya's status fields; only the older route names an environment (else it stays).
         local env, metadata = nil, ARGV[b + 12]
         if kind == 'k' then env, metadata = ARGV[b + 12], ARGV[b + 13] end
-        if ARGV[b + 9] ~= cur[8] or ARGV[b + 11] ~= (cur[9] or '') or (env and env ~= cur[10]) then
+        local status, task = ARGV[b + 9], ARGV[b + 11]
+        if status ~= cur[11] then
           meaningful = true
+          set[m + 1] = '${STATUS}'; set[m + 2] = status; m = m + 2
         end
-        set[#set + 1] = '${STATUS}'; set[#set + 1] = ARGV[b + 9]
-        set[#set + 1] = '${TASKS}'; set[#set + 1] = ARGV[b + 10]
-        set[#set + 1] = '${METADATA}'; set[#set + 1] = metadata
-        if env then set[#set + 1] = '${ENVIRONMENT}'; set[#set + 1] = env end
-        if ARGV[b + 11] == '' then
-          if cur[9] then redis.call('HDEL', key, '${TASK_ID}') end
-        else
-          set[#set + 1] = '${TASK_ID}'; set[#set + 1] = ARGV[b + 11]
+        if env and env ~= cur[13] then
+          meaningful = true
+          set[m + 1] = '${ENVIRONMENT}'; set[m + 2] = env; m = m + 2
         end
+        if task == '' then
+          if cur[12] then
+            meaningful = true
+            gone = gone or {}
+            gone[#gone + 1] = '${TASK_ID}'
+          end
+        elseif task ~= cur[12] then
+          meaningful = true
+          set[m + 1] = '${TASK_ID}'; set[m + 2] = task; m = m + 2
+        end
+        set[m + 1] = '${TASKS}'; set[m + 2] = ARGV[b + 10]
+        set[m + 3] = '${METADATA}'; set[m + 4] = metadata
+        m = m + 4
         if kind == 'f' and ARGV[b + 13] ~= '' then
           -- A full beat's system info replaces the stored one; a lightweight beat keeps it.
-          if ARGV[b + 13] ~= redis.call('HGET', key, '${SYSTEM_INFO}') then meaningful = true end
-          set[#set + 1] = '${SYSTEM_INFO}'; set[#set + 1] = ARGV[b + 13]
+          if ARGV[b + 13] ~= call('HGET', key, '${SYSTEM_INFO}') then
+            meaningful = true
+            set[m + 1] = '${SYSTEM_INFO}'; set[m + 2] = ARGV[b + 13]; m = m + 2
+          end
         end
       end
     end
@@ -135,49 +171,53 @@ for i = 1, #KEYS, 2 do
       -- Recent logs (Redis only): appended, then the oldest lines dropped until at most `keep`
       -- lines of at most `cap` bytes remain. The list shares the worker hash's hash tag, and
       -- the hash holds its byte count, so only the lines dropped are read.
-      local logs = string.sub(dirty, 1, -6) .. 'logs:' .. ARGV[b]
+      local logs = string.sub(dirty, 1, -6) .. 'logs:' .. id
       local keep, cap = tonumber(ARGV[b + 14]), tonumber(ARGV[b + 15])
       local first, last = b + 17, b + 16 + lines
       local count
       for j = first, last, 100 do
-        count = redis.call('RPUSH', logs, unpack(ARGV, j, math.min(j + 99, last)))
+        count = call('RPUSH', logs, unpack(ARGV, j, math.min(j + 99, last)))
       end
       local total = 0
-      if count > lines then total = tonumber(redis.call('HGET', key, '${LOG_BYTES}')) or 0 end
+      if count > lines then total = tonumber(call('HGET', key, '${LOG_BYTES}')) or 0 end
       for j = first, last do total = total + #ARGV[j] end
       local drop = 0
       while (count - drop > keep or total > cap) and drop < count do
         local want = math.max(count - drop - keep, 8)
-        for _, line in ipairs(redis.call('LRANGE', logs, drop, drop + want - 1)) do
+        for _, line in ipairs(call('LRANGE', logs, drop, drop + want - 1)) do
           if count - drop <= keep and total <= cap then break end
           total = total - #line
           drop = drop + 1
         end
       end
       if drop >= count then
-        redis.call('DEL', logs)
+        call('DEL', logs)
         total = 0
       elseif drop > 0 then
-        redis.call('LTRIM', logs, drop, -1)
+        call('LTRIM', logs, drop, -1)
       end
-      set[#set + 1] = '${LOG_BYTES}'; set[#set + 1] = tostring(total)
+      set[m + 1] = '${LOG_BYTES}'; set[m + 2] = tostring(total); m = m + 2
     end
-    if #set > 0 then redis.call('HSET', key, unpack(set)) end
-    -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only forward.
-    -- An older beat leaves a disconnected worker where the disconnect put it (offline).
-    if newest or not cur[12] then
-      redis.call('ZADD', string.sub(dirty, 1, -6) .. 'seen:' .. cur[1], 'GT', hb, ARGV[b])
+    if m > 0 then call('HSET', key, unpack(set, 1, m)) end
+    if gone then call('HDEL', key, unpack(gone)) end
+    if newest then
+      -- Fleet index (keys.seen_key): the org's last heartbeats on this shard. GT: only
+      -- forward. An older beat leaves it alone: the newest raised it, or a disconnect put the
+      -- worker at 0 (offline) and only a newer beat brings it back.
+      local tag = string.sub(dirty, 1, -6)
+      call('ZADD', tag .. 'seen:' .. org, 'GT', hb, id)
+      -- Liveness events (flusher/liveness_sweep.py): a newer beat of a worker not announced
+      -- online may have brought it online; the sweep decides and announces. It reads the
+      -- heartbeat (and the disconnect) from the hash, so the score only orders the set: NX
+      -- keeps the first entry's and makes a further beat before the sweep a lookup, not a move.
+      if cur[10] ~= 'online' then call('ZADD', tag .. 'revived', 'NX', hb, id) end
     end
-    -- Liveness events (flusher/liveness_sweep.py): a newer beat of a worker not announced
-    -- online may have brought it online; the sweep decides and announces.
-    if newest and redis.call('HGET', key, '${ANNOUNCED}') ~= 'online' then
-      redis.call('ZADD', string.sub(dirty, 1, -6) .. 'revived', hb, ARGV[b])
+    if meaningful or hb_ms - (tonumber(cur[7]) or 0) >= persist then
+      call('ZADD', dirty, 'NX', now, id)
     end
-    if meaningful or tonumber(hb) - (tonumber(cur[7]) or 0) >= persist then
-      redis.call('ZADD', dirty, 'NX', now, ARGV[b])
-    end
-    out[#out + 1] = '200'; out[#out + 1] = hb; out[#out + 1] = act or ''
-    out[#out + 1] = iar or ''; out[#out + 1] = osc or ''
+    out[n + 1] = '200'; out[n + 2] = hb; out[n + 3] = act or ''
+    out[n + 4] = iar or ''; out[n + 5] = osc or ''
+    n = n + 5
   end
   if kind == 'd' then
     b = b + 9
