@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
@@ -59,18 +59,34 @@ class IndexedCounts(NamedTuple):
         return self.online + self.stale + self.offline
 
 
+async def _pipelined(redis: Redis | RedisPipe, calls: Sequence[tuple[str, ...]]) -> list[Any]:
+    """The calls' replies, in one round trip (raises REDIS_DOWN, or a call's error). Through the
+    API's own connection on a single Redis: redis-py's pipeline spent ~2.7 ms of CPU packing
+    and parsing a summary's 192 counts, Redis 0.3 ms answering them."""
+    if isinstance(redis, RedisPipe):
+        replies = await redis.call_many(b"".join(resp.command(*c) for c in calls), len(calls))
+    else:
+        pipe = redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call)
+        replies = await pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise refusal_or_self(reply)
+    return replies
+
+
 async def count_liveness(
-    redis: Redis, settings: Settings, org_id: str, now_ms: int
+    redis: Redis | RedisPipe, settings: Settings, org_id: str, now_ms: int
 ) -> IndexedCounts:
     """The org's indexed workers by liveness at `now_ms`: three counts per shard, one trip."""
     b = bounds(now_ms, settings)
-    pipe = redis.pipeline(transaction=False)
-    for shard in range(settings.shards):
-        key = keys.seen_key(shard, org_id)
-        pipe.zcount(key, *score_range(Liveness.ONLINE, b))
-        pipe.zcount(key, *score_range(Liveness.STALE, b))
-        pipe.zcount(key, *score_range(Liveness.OFFLINE, b))
-    replies = await pipe.execute()
+    calls = [
+        ("ZCOUNT", keys.seen_key(shard, org_id), *score_range(lv, b))
+        for shard in range(settings.shards)
+        for lv in INDEXED
+    ]
+    replies = [int(r) for r in await _pipelined(redis, calls)]
     return IndexedCounts(sum(replies[0::3]), sum(replies[1::3]), sum(replies[2::3]))
 
 
@@ -82,7 +98,11 @@ class LivenessSelection(NamedTuple):
 
 
 async def select_liveness(
-    redis: Redis, settings: Settings, org_id: str, wanted: Collection[Liveness], now_ms: int
+    redis: Redis | RedisPipe,
+    settings: Settings,
+    org_id: str,
+    wanted: Collection[Liveness],
+    now_ms: int,
 ) -> LivenessSelection:
     """The ids matching `wanted` at `now_ms`. Without `never` they are the indexed workers in
     the wanted ranges; with it, the complement of the indexed workers in the other ranges."""
@@ -91,12 +111,12 @@ async def select_liveness(
     if not ranges:
         return LivenessSelection([], include)
     b = bounds(now_ms, settings)
-    pipe = redis.pipeline(transaction=False)
-    for shard in range(settings.shards):
-        key = keys.seen_key(shard, org_id)
-        for lv in ranges:
-            pipe.zrangebyscore(key, *score_range(lv, b))
-    ids = [m.decode() for reply in await pipe.execute() for m in reply]
+    calls = [
+        ("ZRANGEBYSCORE", keys.seen_key(shard, org_id), *score_range(lv, b))
+        for shard in range(settings.shards)
+        for lv in ranges
+    ]
+    ids = [m.decode() for reply in await _pipelined(redis, calls) for m in reply]
     return LivenessSelection(ids, include)
 
 
@@ -126,18 +146,9 @@ async def index_scores(
         ("ZMSCORE", keys.seen_key(shard, org_id), *(worker_ids[i] for i in positions))
         for shard, positions in groups
     ]
-    if isinstance(redis, RedisPipe):
-        packed = b"".join(resp.command(*call) for call in calls)
-        replies = await redis.call_many(packed, len(calls))
-    else:
-        pipe = redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.execute_command(*call)
-        replies = await pipe.execute(raise_on_error=False)
+    replies = await _pipelined(redis, calls)
     scores: list[float | None] = [None] * len(worker_ids)
     for (_, positions), reply in zip(groups, replies, strict=True):
-        if isinstance(reply, Exception):
-            raise refusal_or_self(reply)
         for i, score in zip(positions, reply, strict=True):
             scores[i] = None if score is None else float(score)
     return scores

@@ -138,8 +138,9 @@ async def list_filtered(
                 return error_responses.unauthorized()
             selection = walked.selection
             if selection is None:  # rare matches: take them from the index
+                reader = state.pipe if state.pipe is not None else state.redis
                 selection = await select_liveness(
-                    state.redis, state.settings, walked.org_id, wanted.liveness, now
+                    reader, state.settings, walked.org_id, wanted.liveness, now
                 )
             if selection.include and not selection.ids:  # nothing matches: no page to read
                 return FilteredPage(WorkerListResponse([], None), False)

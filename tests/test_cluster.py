@@ -72,6 +72,12 @@ async def test_beats_reads_flushes_and_reconcile_work_on_a_cluster(
             listed = (await api.get("/v1/workers?limit=50", headers=tenant.as_key)).json()
             assert {w["id"] for w in listed["workers"]} == {w for w, _ in workers}
             assert all(w["liveness"] == "online" for w in listed["workers"])
+            # The fleet index's reads, across the nodes.
+            summary = (await api.get("/v1/workers/summary", headers=tenant.as_key)).json()
+            assert summary["liveness"] == {"online": 12, "stale": 0, "offline": 0, "never": 0}
+            for query, expected in (("liveness=online&limit=5", 5), ("liveness=offline", 0)):
+                page = await api.get(f"/v1/workers?{query}", headers=tenant.as_key)
+                assert page.status_code == 200 and len(page.json()["workers"]) == expected
 
             assert await drain_all(cluster, pool, settings) == len(workers)
             persisted = await pool.fetchval(
