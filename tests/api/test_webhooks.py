@@ -171,13 +171,19 @@ async def test_a_dead_receiver_delays_no_other_webhook_and_is_given_up_on(
     assert "Timeout" in by_status["failed"]
 
 
-async def test_deleting_a_webhook_fails_its_pending_deliveries(api, pool, settings, tenant):
+async def _unreachable_hook(api, tenant) -> str:
+    """A webhook on worker.created whose deliveries stay pending (nothing delivers them here)."""
     r = await api.post(
         "/v1/webhooks",
         json={"url": "https://example.invalid/hook", "events": ["worker.created"]},
         headers=tenant.as_user,
     )
-    hook_id = r.json()["webhook"]["id"]
+    assert r.status_code == 201, r.text
+    return r.json()["webhook"]["id"]
+
+
+async def test_deleting_a_webhook_fails_its_pending_deliveries(api, pool, settings, tenant):
+    hook_id = await _unreachable_hook(api, tenant)
     await api.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
     assert await pool.fetchval("SELECT status FROM webhook_deliveries") == "pending"
 
@@ -189,12 +195,7 @@ async def test_deleting_a_webhook_fails_its_pending_deliveries(api, pool, settin
 
 
 async def test_deliveries_are_paged_newest_first(api, pool, settings, tenant):
-    r = await api.post(
-        "/v1/webhooks",
-        json={"url": "https://example.invalid/hook", "events": ["worker.created"]},
-        headers=tenant.as_user,
-    )
-    hook_id = r.json()["webhook"]["id"]
+    hook_id = await _unreachable_hook(api, tenant)
     for n in range(5):
         await api.post("/v1/workers", json={"name": f"w{n}"}, headers=tenant.as_user)
     url = f"/v1/webhooks/{hook_id}/deliveries"
