@@ -16,6 +16,10 @@ from shared.contract.times import DATE_TIME_PATTERN
 
 MAX_SAFE_INTEGER = 9007199254740991
 
+# The route refuses a negative count with Kubiya's 422 (ingest.kubiya_route.check_count); the
+# bound is the document's only, so the refusal keeps Kubiya's error shape.
+TaskCount = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 0})]
+
 DateTime = Annotated[
     str, msgspec.Meta(pattern=DATE_TIME_PATTERN, extra_json_schema={"format": "date-time"})
 ]
@@ -94,7 +98,7 @@ class WorkerHeartbeatRequest(msgspec.Struct, forbid_unknown_fields=False):
     worker_id: str
     environment_name: str
     status: str = "active"
-    tasks_processed: int = 0
+    tasks_processed: TaskCount = 0
     current_task_id: str | None = None
     worker_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -133,7 +137,7 @@ class WorkerHeartbeatSimple(msgspec.Struct, forbid_unknown_fields=False):
     previous full beat."""
 
     status: str = "active"
-    tasks_processed: int = 0
+    tasks_processed: TaskCount = 0
     current_task_id: str | None = None
     worker_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     system_info: WorkerSystemInfo | None = None
