@@ -73,7 +73,6 @@ async def _walk(
     """
     liveness = wanted.liveness or frozenset(Liveness)
     b = bounds(now, state.settings)
-    reader = state.pipe if state.pipe is not None else state.redis
     position = None if after is None else (after.created_at, after.worker_id)
     shares, asked = state.filter_shares, (credential, wanted)
     batch = 2 * (limit + 1)
@@ -96,7 +95,7 @@ async def _walk(
     scanned = 0
     while True:
         ids = [row["id"] for row in rows]
-        scores = await index_scores(reader, state.settings.shards, org_id, ids)
+        scores = await index_scores(state.reads_redis, state.settings.shards, org_id, ids)
         for worker_id, score in zip(ids, scores, strict=True):
             if liveness_of_score(score, b) in liveness:
                 matched.append(worker_id)
@@ -138,9 +137,8 @@ async def list_filtered(
                 return error_responses.unauthorized()
             selection = walked.selection
             if selection is None:  # rare matches: take them from the index
-                reader = state.pipe if state.pipe is not None else state.redis
                 selection = await select_liveness(
-                    reader, state.settings, walked.org_id, wanted.liveness, now
+                    state.reads_redis, state.settings, walked.org_id, wanted.liveness, now
                 )
             if selection.include and not selection.ids:  # nothing matches: no page to read
                 return FilteredPage(WorkerListResponse([], None), False)

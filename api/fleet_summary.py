@@ -64,8 +64,7 @@ async def worker_summary(request: Request) -> Response:
     total = sum(status.values())
     now = now_ms()
     try:
-        reader = state.pipe if state.pipe is not None else state.redis
-        indexed = await count_liveness(reader, state.settings, org_id, now)
+        indexed = await count_liveness(state.reads_redis, state.settings, org_id, now)
     except REDIS_DOWN:
         return error_responses.redis_unavailable(state.settings.retry_after)
     # A worker deleted between the two reads may still be counted by one of them.

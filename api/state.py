@@ -95,6 +95,12 @@ class ApiState:
         await self.pool.close()
 
     @property
+    def reads_redis(self) -> Redis | RedisPipe:
+        """Where the fleet index's reads go: the API's own pipelined connection on a single
+        Redis, redis-py's client on a cluster."""
+        return self.pipe if self.pipe is not None else self.redis
+
+    @property
     def stale_bound(self) -> float:
         """How old durable heartbeat data can be: a beat is persisted within this many seconds."""
         return self.settings.persist_interval + self.settings.flush_interval
