@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import asyncpg
 import msgspec
@@ -134,7 +134,14 @@ SELECT id FROM gone
 """
 
 
-async def delete_webhook(request: Request) -> Response:
+class _Target(NamedTuple):
+    state: ApiState
+    webhook_id: str
+    org_id: str
+
+
+async def _target(request: Request) -> _Target | Response:
+    """The webhook a `/v1/webhooks/{id}` route names and the caller's org, or the 400 or 401."""
     state: ApiState = request.app.state.api
     webhook_id: str = request.path_params["id"]
     if not typeid.is_valid(webhook_id, typeid.WEBHOOK):
@@ -142,26 +149,31 @@ async def delete_webhook(request: Request) -> Response:
     caller = await require_caller(request, state.pool)
     if caller is None:
         return error_responses.unauthorized()
+    return _Target(state, webhook_id, caller.org_id)
+
+
+async def delete_webhook(request: Request) -> Response:
+    target = await _target(request)
+    if isinstance(target, Response):
+        return target
+    state, webhook_id, org_id = target
     # Pending deliveries stop with it, marked failed: left pending, they would stay in the
     # delivery job's due index for good.
-    done = await state.pool.fetchval(_DELETE, webhook_id, caller.org_id)
+    done = await state.pool.fetchval(_DELETE, webhook_id, org_id)
     return Response(status_code=204) if done else _not_found()
 
 
 async def list_deliveries(request: Request) -> Response:
-    state: ApiState = request.app.state.api
-    webhook_id: str = request.path_params["id"]
-    if not typeid.is_valid(webhook_id, typeid.WEBHOOK):
-        return error_responses.invalid_id(typeid.WEBHOOK)
-    caller = await require_caller(request, state.pool)
-    if caller is None:
-        return error_responses.unauthorized()
+    target = await _target(request)
+    if isinstance(target, Response):
+        return target
+    state, webhook_id, org_id = target
     page = parse_id_page(request.query_params, DELIVERIES_SHOWN, DELIVERIES_SHOWN)
     if isinstance(page, Response):
         return page
     known = await state.pool.fetchval(
         "SELECT 1 FROM webhooks WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
-        webhook_id, caller.org_id,
+        webhook_id, org_id,
     )  # fmt: skip
     if not known:
         return _not_found()
