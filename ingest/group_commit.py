@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from prometheus_client import Histogram
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, TryAgainError
+from redis.exceptions import NoScriptError, ResponseError, TryAgainError
 
 from shared.contract import keys
 from shared.contract.record import (
@@ -175,7 +175,14 @@ class GroupCommitter:
             }
             replies = await pipes.run_on_nodes(RECORD_HEARTBEATS, args)
             for node, node_calls in calls.items():
-                rest += self._answer(node_calls, replies[node])
+                for items, reply in zip(node_calls, replies[node], strict=True):
+                    if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
+                        # The script stopped at a beat's key the node does not serve, after its
+                        # first (a slot whose keys are being moved in several rounds): the
+                        # beats go again, on their shards' calls, which name their keys.
+                        rest += items
+                    else:
+                        rest += self._answer([items], [reply])
         if rest:
             by_shard: dict[int, list[Pending]] = defaultdict(list)
             for item in rest:

@@ -334,6 +334,51 @@ async def test_a_slot_migrated_while_beats_flow(
     assert pipes.node_of(keys.worker_key(workers[0], SHARDS)) == target
 
 
+async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
+    client: RedisCluster, nodes: dict[Address, Redis], pipes: ClusterPipes
+) -> None:
+    """A migration that moves a slot's keys in several rounds: the fleet index has moved, the
+    worker hashes not yet. A node's call stops at the first beat that touches the moved key;
+    the other slots' beats of that call are still stored."""
+    workers = await register_workers(client, 48)
+    commit = committer(client, pipes)
+    for at in (now_ms(), now_ms() + 1):  # the table read, the script on every node
+        await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
+    split = workers[0]
+    slot, shard = slot_of(split), keys.shard_of(split, SHARDS)
+    source = await owner(nodes, slot)
+    target = other_node(nodes, source)
+    src, dst = nodes[source], nodes[target]
+    src_id = _text(await src.execute_command("CLUSTER", "MYID"))
+    dst_id = _text(await dst.execute_command("CLUSTER", "MYID"))
+    await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    await src.execute_command("MIGRATE", target[0], target[1], keys.seen_key(shard, ORG), 0, 5000)
+    neighbours = [
+        w for w in workers if slot_of(w) != slot and await owner(nodes, slot_of(w)) == source
+    ]
+    assert neighbours  # the source serves other shards' workers of this batch too
+
+    again = now_ms() + 2
+    results = await asyncio.gather(
+        *(commit.submit(beat(w, again)) for w in workers), return_exceptions=True
+    )
+
+    for worker_id, result in zip(workers, results, strict=True):
+        if slot_of(worker_id) == slot:
+            assert isinstance(result, REDIS_DOWN), repr(result)
+        else:
+            assert isinstance(result, BeatResult) and result.code == 200, repr(result)
+            assert await stored_heartbeat(nodes, worker_id) == again
+    # The rest of the slot's keys move, the slot is the target's: every beat is stored again.
+    await migrate_slot(nodes, slot, target, nothing)
+    last = again + 1
+    results = await asyncio.gather(*(commit.submit(beat(w, last)) for w in workers))
+    assert [r.code for r in results] == [200] * len(workers)
+    for worker_id in workers:
+        assert await stored_heartbeat(nodes, worker_id) == last
+
+
 async def test_a_node_that_lost_its_scripts_loads_them_and_replays(
     client: RedisCluster, nodes: dict[Address, Redis], pipes: ClusterPipes
 ) -> None:

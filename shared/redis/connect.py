@@ -24,9 +24,9 @@ from shared.redis.keepalive import keepalive_options
 from shared.settings import Settings
 
 
-# What "Redis can't take this now" looks like: unreachable, busy with a long script, or refusing
-# writes while it loads, fails over or is out of memory. Anything else (a script error) is a bug
-# and should surface.
+# What "Redis can't take this now" looks like: unreachable, busy with a long script, refusing
+# writes while it loads, fails over or is out of memory, or a cluster moving a slot. Anything
+# else (a script error) is a bug and should surface.
 class RedisRefused(ResponseError):
     """A command was refused for a passing reason (busy, OOM, read-only replica, loading).
 
@@ -37,6 +37,9 @@ _CODES = ("BUSY", "OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUST
 # A refusal as the reply itself, or quoted (with its dash) inside a script's error.
 _REFUSALS = tuple(f"{code} " for code in _CODES)
 _QUOTED = tuple(f"-{code} " for code in _CODES)
+# A script stopped at a key whose slot is being moved to another node (resharding): Redis 6 says
+# "Lua script attempted to access ...", Redis 7 "Script attempted to access ...".
+_MOVING = "access a non local key in a cluster node"
 
 
 # A BUSY reply (a script running past busy-reply-threshold) is as passing as LOADING, which
@@ -48,7 +51,7 @@ def refusal_or_self(exc: Exception) -> Exception:
     """An error reply that is a passing refusal becomes RedisRefused, so callers answer 503."""
     if isinstance(exc, ResponseError) and not isinstance(exc, RedisRefused):
         text = str(exc)
-        if text.startswith(_REFUSALS) or any(code in text for code in _QUOTED):
+        if text.startswith(_REFUSALS) or any(code in text for code in _QUOTED) or _MOVING in text:
             return RedisRefused(text)
     return exc
 
