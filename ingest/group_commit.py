@@ -4,9 +4,9 @@ Each request awaits its own future, resolved only after Redis acknowledged the s
 carried its beat, so a 2xx always means the beat is in Redis. A batch is cut into calls of at
 most `max_per_call` beats (a burst must not become one script that blocks Redis for long); on a
 single Redis they still leave in one write. On a cluster a call carries the beats of every shard
-its node serves (as one Redis's call does), and a node's calls leave in one write to it; a beat
-whose slot the node no longer serves (moved, or moving) goes again on a call of its own shard,
-which follows MOVED and ASK.
+its node serves (as one Redis's call does), a node's calls leave in one write to it, and its
+beats are answered when it replies; a beat whose slot the node no longer serves (moved, or
+moving) goes again on a call of its own shard, which follows MOVED and ASK.
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ class GroupCommitter:
         return elsewhere
 
     async def _write_to_cluster(self, pipes: ClusterPipes, batch: list[Pending]) -> None:
-        """Per node, calls carrying the beats of all the shards it serves. The beats it no longer
-        serves, and those of a slot no node is known for, go on calls of one shard each."""
+        """Per node, calls carrying the beats of all the shards it serves, answered as soon as
+        that node replies (a slow node holds up only its own beats). The beats of a slot no node
+        is known for go on calls of one shard each."""
         by_node: dict[Address, list[Pending]] = defaultdict(list)
         rest: list[Pending] = []
         for item in batch:
@@ -163,35 +164,41 @@ class GroupCommitter:
                 rest.append(item)
             else:
                 by_node[node].append(item)
-        if by_node:
-            now = now_ms()
-            calls = {node: self._cut([items]) for node, items in by_node.items()}
-            args = {
-                node: [
-                    node_call([beat for beat, _ in items], self._shards, now, self._persist_ms)
-                    for items in node_calls
-                ]
-                for node, node_calls in calls.items()
-            }
-            replies = await pipes.run_on_nodes(RECORD_HEARTBEATS, args)
-            for node, node_calls in calls.items():
-                for items, reply in zip(node_calls, replies[node], strict=True):
-                    if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
-                        # The script stopped at a beat's key the node does not serve, after its
-                        # first (a slot whose keys are being moved in several rounds): the
-                        # beats go again, on their shards' calls, which name their keys.
-                        rest += items
-                    else:
-                        rest += self._answer([items], [reply])
+        writes = [self._write_to_node(pipes, node, items) for node, items in by_node.items()]
         if rest:
-            by_shard: dict[int, list[Pending]] = defaultdict(list)
-            for item in rest:
-                by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
-            calls_by_shard = self._cut(list(by_shard.values()))
-            replies_by_shard = await pipes.run_script(RECORD_HEARTBEATS, self._pack(calls_by_shard))
-            for _, future in self._answer(calls_by_shard, replies_by_shard):
-                if not future.done():  # declared keys: the call's slot is never elsewhere
-                    future.set_exception(TryAgainError("The beat's slot kept moving."))
+            writes.append(self._write_by_shard(pipes, rest))
+        await asyncio.gather(*writes)
+
+    async def _write_to_node(
+        self, pipes: ClusterPipes, node: Address, items: list[Pending]
+    ) -> None:
+        """`items` on calls to `node`; those it no longer serves again on calls of one shard."""
+        calls = self._cut([items])
+        now = now_ms()
+        args = [node_call([b for b, _ in c], self._shards, now, self._persist_ms) for c in calls]
+        replies = (await pipes.run_on_nodes(RECORD_HEARTBEATS, {node: args}))[node]
+        rest: list[Pending] = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
+                # The script stopped at a beat's key the node does not serve, after its first (a
+                # slot whose keys are being moved in several rounds): the call's beats go again,
+                # on their shards' calls, which name their keys.
+                rest += call
+            else:
+                rest += self._answer([call], [reply])
+        if rest:
+            await self._write_by_shard(pipes, rest)
+
+    async def _write_by_shard(self, pipes: ClusterPipes, items: list[Pending]) -> None:
+        """Calls of one shard (one slot) each, which follow MOVED and ASK."""
+        by_shard: dict[int, list[Pending]] = defaultdict(list)
+        for item in items:
+            by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)
+        calls = self._cut(list(by_shard.values()))
+        replies = await pipes.run_script(RECORD_HEARTBEATS, self._pack(calls))
+        for _, future in self._answer(calls, replies):
+            if not future.done():  # declared keys: the call's slot is never elsewhere
+                future.set_exception(TryAgainError("The beat's slot kept moving."))
 
     async def _run(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
         assert isinstance(self._pipe, RedisPipe)

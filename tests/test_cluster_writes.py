@@ -495,3 +495,36 @@ async def test_a_stalled_node_fails_its_own_beats_at_once_until_it_answers_again
     assert all(isinstance(r, BeatResult) and r.code == 200 for r in recovered)
     for worker_id in workers:
         assert await stored_heartbeat(nodes, worker_id) == first + 3
+
+
+async def test_a_slow_node_holds_up_only_its_own_beats(
+    cluster: EmbeddedRedisCluster, client: RedisCluster, nodes: dict[Address, Redis]
+) -> None:
+    """The other nodes' beats of a batch are answered while one node has not replied yet; its
+    own are answered (stored) once it does."""
+    workers = await register_workers(client, 32)
+    pipes = ClusterPipes(cluster.url, timeout=60)
+    commit = committer(client, pipes)
+    slow = cluster.nodes[1]
+    assert slow.proc is not None
+    address: Address = ("127.0.0.1", slow.port)
+    homes = {w: await owner(nodes, slot_of(w)) for w in workers}
+    first = now_ms()
+    for at in (first, first + 1):  # the table read, the script on every node
+        await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
+
+    os.kill(slow.proc.pid, signal.SIGSTOP)
+    try:
+        futures = {w: commit.submit(beat(w, first + 2)) for w in workers}
+        others = [f for w, f in futures.items() if homes[w] != address]
+        results = await asyncio.gather(*others)
+        waiting = [f for w, f in futures.items() if homes[w] == address]
+        assert waiting and not any(f.done() for f in waiting)
+    finally:
+        os.kill(slow.proc.pid, signal.SIGCONT)
+    late = await asyncio.gather(*waiting)
+    pipes.close()
+
+    assert [r.code for r in (*results, *late)] == [200] * len(workers)
+    for worker_id in workers:
+        assert await stored_heartbeat(nodes, worker_id) == first + 2
