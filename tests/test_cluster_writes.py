@@ -145,6 +145,18 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def begin_migration(
+    nodes: dict[Address, Redis], slot: int, target: Address
+) -> tuple[Redis, Redis]:
+    """Mark `slot` IMPORTING on `target` and MIGRATING on its owner; their clients (src, dst)."""
+    src, dst = nodes[await owner(nodes, slot)], nodes[target]
+    src_id = _text(await src.execute_command("CLUSTER", "MYID"))
+    dst_id = _text(await dst.execute_command("CLUSTER", "MYID"))
+    await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    return src, dst
+
+
 async def migrate_slot(
     nodes: dict[Address, Redis],
     slot: int,
@@ -154,11 +166,8 @@ async def migrate_slot(
     """Move `slot` to `target` as an operator would: IMPORTING/MIGRATING, MIGRATE its keys,
     then SETSLOT NODE on every node. `between` runs after each step."""
     source = await owner(nodes, slot)
-    src, dst = nodes[source], nodes[target]
-    src_id = _text(await src.execute_command("CLUSTER", "MYID"))
+    src, dst = await begin_migration(nodes, slot, target)
     dst_id = _text(await dst.execute_command("CLUSTER", "MYID"))
-    await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-    await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
     await between()
     while found := await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
         await src.execute_command("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *found)
@@ -254,11 +263,7 @@ async def test_ask_sends_that_call_to_the_importing_node(
     in_slot = [w for w in workers if slot_of(w) == slot]
     source = await owner(nodes, slot)
     target = other_node(nodes, source)
-    src, dst = nodes[source], nodes[target]
-    src_id = _text(await src.execute_command("CLUSTER", "MYID"))
-    dst_id = _text(await dst.execute_command("CLUSTER", "MYID"))
-    await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-    await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    src, dst = await begin_migration(nodes, slot, target)
     found = await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
     await src.execute_command("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *found)
 
@@ -348,11 +353,7 @@ async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
     slot, shard = slot_of(split), keys.shard_of(split, SHARDS)
     source = await owner(nodes, slot)
     target = other_node(nodes, source)
-    src, dst = nodes[source], nodes[target]
-    src_id = _text(await src.execute_command("CLUSTER", "MYID"))
-    dst_id = _text(await dst.execute_command("CLUSTER", "MYID"))
-    await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-    await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    src, _ = await begin_migration(nodes, slot, target)
     await src.execute_command("MIGRATE", target[0], target[1], keys.seen_key(shard, ORG), 0, 5000)
     neighbours = [
         w for w in workers if slot_of(w) != slot and await owner(nodes, slot_of(w)) == source
