@@ -5,6 +5,8 @@
 -- the node serves. The same keys then follow ARGV's first two values, after their count, and a
 -- beat whose hash the node does not serve (its slot moved or is moving) is answered 421 and
 -- left untouched: ingest sends it again on a call of its own slot, which follows the redirect.
+-- Such a call needs this script to have no `#!lua` first line: Redis 7 refuses keys of several
+-- slots to a script with one (unless it names allow-cross-slot-keys, which Redis 6 can't read).
 -- ARGV: now ms, persist interval ms, then per beat the fields `record.py` packs: nine shared ones
 -- (worker id, token version, org, heartbeat ms, active ms, active recently, open sessions, skew,
 -- kind), then by kind:
