@@ -16,6 +16,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -25,7 +26,7 @@ from shared.contract.events import Event
 from shared.contract.webhook_signature import HEADER, sign
 from shared.contract.wire import encoder
 from shared.settings import Settings
-from shared.web.address_guard import RefusedAddress, check_url
+from shared.web.address_guard import RefusedAddress, pinned_url, resolve_checked
 
 BATCH = 200
 MAX_DELAY = 3600.0
@@ -80,10 +81,17 @@ async def _post(client: httpx.AsyncClient, row: asyncpg.Record, settings: Settin
         "X-Heartbeat-Event": row["type"],
         "X-Heartbeat-Delivery": str(row["id"]),
     }
+    url = row["url"]
     try:
         # Checked at each attempt: the name may resolve elsewhere than when it was registered.
-        await check_url(row["url"], settings.webhook_allow_private)
-        r = await client.post(row["url"], content=body, headers=headers)
+        # The post goes to the address checked (the name stays in Host and in TLS, for SNI and
+        # the certificate), not to whatever a second lookup of the name would answer.
+        host, address = await resolve_checked(url, settings.webhook_allow_private)
+        headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
+        r = await client.post(
+            pinned_url(url, address), content=body, headers=headers,
+            extensions={"sni_hostname": host},
+        )  # fmt: skip
     except RefusedAddress as exc:
         return Outcome(row["id"], f"refused: {exc}")
     except httpx.HTTPError as exc:
@@ -100,7 +108,10 @@ async def deliver_due(pool: asyncpg.Pool, settings: Settings) -> list[Outcome]:
     if not rows:
         return []
     timeout = httpx.Timeout(settings.webhook_timeout)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    # No connection is reused: one is keyed by the address it reached, and two webhooks' names
+    # on one address must not share one (each TLS connection checked the certificate for one).
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=limits) as client:
         async with asyncio.timeout(settings.webhook_timeout + 1):
             outcomes = await asyncio.gather(*(_post(client, r, settings) for r in rows))
     created = {r["id"]: (r["created_at"], r["attempts"]) for r in rows}

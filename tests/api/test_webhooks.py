@@ -4,6 +4,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import pytest
 from starlette.applications import Starlette
@@ -15,6 +16,7 @@ from api.app import create_app
 from flusher.webhook_delivery import deliver_due
 from shared.contract.webhook_signature import HEADER, verify
 from shared.settings import Settings
+from shared.web import address_guard
 from tests.conftest import asgi_client, make_settings
 from tests.live_server import serving
 
@@ -169,6 +171,59 @@ async def test_a_dead_receiver_delays_no_other_webhook_and_is_given_up_on(
     by_status = {s["status"]: s["last_error"] for s in statuses}
     assert set(by_status) == {"delivered", "failed"}
     assert "Timeout" in by_status["failed"]
+
+
+def resolving(monkeypatch: pytest.MonkeyPatch, names: dict[str, str]) -> list[str]:
+    """Make the delivery's lookups answer `names` (name -> address); the names looked up."""
+    asked: list[str] = []
+
+    async def addresses(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [names[host]]
+
+    monkeypatch.setattr(address_guard, "_addresses", addresses)
+    return asked
+
+
+async def test_a_delivery_connects_to_the_address_it_checked(
+    api, pool, settings, tenant, receiver, monkeypatch
+):
+    """The name is looked up once per attempt, and the post goes to that address with the name
+    in Host: `hooks.test` resolves nowhere else, so a second lookup could not have connected."""
+    rec, url = receiver
+    rec.statuses = [204]
+    port = urlsplit(url).port
+    asked = resolving(monkeypatch, {"hooks.test": "127.0.0.1"})
+    named = f"http://hooks.test:{port}/hook"
+    r = await api.post(
+        "/v1/webhooks", json={"url": named, "events": ["worker.created"]}, headers=tenant.as_user
+    )
+    assert r.status_code == 201, r.text
+    await api.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
+
+    outcomes = await deliver_due(pool, settings)
+
+    assert [o.error for o in outcomes] == [None]
+    assert asked == ["hooks.test"]
+    assert [headers["host"] for headers, _ in rec.requests] == [f"hooks.test:{port}"]
+
+
+async def test_a_name_that_now_resolves_to_a_private_address_is_not_posted_to(
+    api, pool, settings, tenant, receiver, monkeypatch
+):
+    rec, url = receiver
+    named = f"http://hooks.test:{urlsplit(url).port}/hook"
+    r = await api.post(
+        "/v1/webhooks", json={"url": named, "events": ["worker.created"]}, headers=tenant.as_user
+    )
+    assert r.status_code == 201, r.text
+    await api.post("/v1/workers", json={"name": "w"}, headers=tenant.as_user)
+    resolving(monkeypatch, {"hooks.test": "127.0.0.1"})
+
+    outcomes = await deliver_due(pool, replace(settings, webhook_allow_private=False))
+
+    assert len(outcomes) == 1 and (outcomes[0].error or "").startswith("refused: ")
+    assert rec.requests == []
 
 
 async def _unreachable_hook(api, tenant) -> str:
