@@ -176,7 +176,7 @@ class GroupCommitter:
         calls = self._cut([items])
         now = now_ms()
         args = [node_call([b for b, _ in c], self._shards, now, self._persist_ms) for c in calls]
-        replies = (await pipes.run_on_nodes(RECORD_HEARTBEATS, {node: args}))[node]
+        replies = await pipes.run_on_node(RECORD_HEARTBEATS, node, args)
         rest: list[Pending] = []
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):

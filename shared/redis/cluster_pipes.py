@@ -2,7 +2,7 @@
 one batch in one write.
 
 Two kinds of call. `run_script` routes each call by its keys' slot (one slot per call).
-`run_on_nodes` sends a node calls with no declared keys, each carrying keys of any slots that
+`run_on_node` sends a node calls with no declared keys, each carrying keys of any slots that
 node serves: a script's cost per call is then spread over a node's share of the batch, not a
 shard's. Such a script may touch keys of several slots of its node (Redis 7 allows it to a
 script without a flags line, as Redis 6 does to every script); a key the node does not serve
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio.connection import parse_url
@@ -149,47 +149,37 @@ class ClusterPipes:
             replies[i] = TryAgainError("The call's hash slot kept moving; try again.")
         return replies
 
-    async def run_on_nodes(
-        self, script: LuaScript, calls: Mapping[Address, Sequence[Sequence[str]]]
-    ) -> dict[Address, list[Any]]:
-        """Per node, the replies to `script` run once per args, in order, with no declared keys
+    async def run_on_node(
+        self, script: LuaScript, node: Address, calls: Sequence[Sequence[str]]
+    ) -> list[Any]:
+        """The replies to `script` run on `node` once per args, in order, with no declared keys
         (every key it touches must be one that node serves, or the script must answer for it).
-        Error replies, and the failure of a call's node, are returned as exceptions in that
-        call's place."""
-        replies: dict[Address, list[Any]] = {
-            node: [None] * len(args) for node, args in calls.items()
-        }
-        todo = {node: list(range(len(args))) for node, args in calls.items()}
+        Error replies, and the node's failure, are returned as exceptions in the calls' places."""
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
         for attempt in range(2):
-            writes = {
-                node: [(resp.evalsha(script.sha, (), calls[node][i]), False) for i in idx]
-                for node, idx in todo.items()
-            }
-            sent = await self._send_all(writes)
-            unscripted: dict[Address, list[int]] = {}
-            for (node, idx), got in zip(todo.items(), sent, strict=True):
-                if isinstance(got, Exception):  # the node is down or stalled: only its calls fail
-                    got = [got] * len(idx)
-                    self._failing.add(node)
-                    self._refresh_soon(after_failure=True)  # a replica may take its slots over
-                else:
-                    self._failing.discard(node)
-                for i, reply in zip(idx, got, strict=True):
-                    replies[node][i] = reply
-                    if attempt == 0 and isinstance(reply, NoScriptError):  # restarted, or new
-                        unscripted.setdefault(node, []).append(i)
+            packed = [(resp.evalsha(script.sha, (), calls[i]), False) for i in todo]
+            (got,) = await self._send_all({node: packed})
+            if isinstance(got, Exception):  # the node is down or stalled: only its calls fail
+                got = [got] * len(todo)
+                self._failing.add(node)
+                self._refresh_soon(after_failure=True)  # a replica may take its slots over
+            else:
+                self._failing.discard(node)
+            unscripted = []
+            for i, reply in zip(todo, got, strict=True):
+                replies[i] = reply
+                if attempt == 0 and isinstance(reply, NoScriptError):  # restarted, or new
+                    unscripted.append(i)
             if not unscripted:
                 break
-            loaded = await asyncio.gather(
-                *(self._load(node, script) for node in unscripted), return_exceptions=True
-            )
-            todo = {}
-            for (node, idx), error in zip(unscripted.items(), loaded, strict=True):
-                if error is None:
-                    todo[node] = idx  # replayed
-                else:
-                    for i in idx:
-                        replies[node][i] = error
+            try:
+                await self._load(node, script)
+            except Exception as exc:
+                for i in unscripted:
+                    replies[i] = exc
+                break
+            todo = unscripted  # replayed
         return replies
 
     async def _send_all(self, writes: dict[Address, list[tuple[bytes, bool]]]) -> list[Any]:
