@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Histogram
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, TryAgainError
 
@@ -73,6 +74,8 @@ class GroupCommitter:
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = metrics
+        # On a cluster, each shard's slot (its keys share the shard's hash tag).
+        self._shard_slots = [key_slot(keys.shard_tag(s).encode()) for s in range(shards)]
 
     def submit(self, beat: Beat) -> asyncio.Future[BeatResult]:
         loop = asyncio.get_running_loop()
@@ -159,7 +162,8 @@ class GroupCommitter:
         by_node: dict[Address, list[Pending]] = defaultdict(list)
         rest: list[Pending] = []
         for item in batch:
-            node = pipes.node_of(keys.worker_key(item[0].worker_id, self._shards))
+            slot = self._shard_slots[keys.shard_of(item[0].worker_id, self._shards)]
+            node = pipes.node_of_slot(slot)
             if node is None:  # the table is not read yet, or the slot has no node
                 rest.append(item)
             else:

@@ -75,7 +75,10 @@ class ClusterPipes:
         return sorted({node for node in self._slots if node is not None})
 
     def node_of(self, key: str) -> Address | None:
-        return self._slots[key_slot(key.encode())]
+        return self.node_of_slot(key_slot(key.encode()))
+
+    def node_of_slot(self, slot: int) -> Address | None:
+        return self._slots[slot]
 
     def _pipe(self, node: Address) -> RedisPipe:
         pipe = self._pipes.get(node)
