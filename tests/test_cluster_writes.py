@@ -141,6 +141,16 @@ async def stored_heartbeat(nodes: dict[Address, Redis], worker_id: str) -> int:
     return int(value)
 
 
+async def beat_round(commit: Any, workers: list[str], at: int, **gather: bool) -> list[Any]:
+    """Every worker's beat at `at`, submitted in one step of the event loop (one batch)."""
+    return await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers), **gather)
+
+
+async def assert_stored(nodes: dict[Address, Redis], workers: list[str], at: int) -> None:
+    for worker_id in workers:
+        assert await stored_heartbeat(nodes, worker_id) == at
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -210,10 +220,10 @@ async def test_a_batch_leaves_in_one_write_per_node_and_lands_on_each_slots_node
     # Connected, the slot table read (first batch) and the script loaded on every node (second
     # batch, the first of one call per node): only the next batch's writes are recorded.
     for earlier in (at - 2, at - 1):
-        await asyncio.gather(*(commit.submit(beat(w, earlier)) for w in workers))
+        await beat_round(commit, workers, earlier)
     monkeypatch.setattr(RedisPipe, "_send", recorded)
     # Submitted in one step of the event loop: one batch.
-    results = await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
+    results = await beat_round(commit, workers, at)
 
     assert [r.code for r in results] == [200] * len(workers)
     homes = {w: await owner(nodes, slot_of(w)) for w in workers}
@@ -224,8 +234,7 @@ async def test_a_batch_leaves_in_one_write_per_node_and_lands_on_each_slots_node
     assert len(writes) == 3
     # Calls carried several shards: fewer of them than the shards present (all 16).
     assert sum(expected.values()) < len({keys.shard_of(w, SHARDS) for w in workers}) == SHARDS
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == at
+    await assert_stored(nodes, workers, at)
 
 
 async def test_moved_is_followed_and_the_slot_table_corrected(
@@ -234,9 +243,7 @@ async def test_moved_is_followed_and_the_slot_table_corrected(
     workers = await register_workers(client, 32)
     commit = committer(client, pipes)
     first = now_ms()
-    assert {
-        r.code for r in await asyncio.gather(*(commit.submit(beat(w, first)) for w in workers))
-    } == {200}
+    assert {r.code for r in await beat_round(commit, workers, first)} == {200}
     moved = workers[0]
     slot = slot_of(moved)
     target = other_node(nodes, await owner(nodes, slot))
@@ -244,12 +251,11 @@ async def test_moved_is_followed_and_the_slot_table_corrected(
     assert pipes.node_of(keys.worker_key(moved, SHARDS)) != target
 
     again = first + 1
-    results = await asyncio.gather(*(commit.submit(beat(w, again)) for w in workers))
+    results = await beat_round(commit, workers, again)
 
     assert [r.code for r in results] == [200] * len(workers)
     assert pipes.node_of(keys.worker_key(moved, SHARDS)) == target
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == again
+    await assert_stored(nodes, workers, again)
 
 
 async def test_ask_sends_that_call_to_the_importing_node(
@@ -258,7 +264,7 @@ async def test_ask_sends_that_call_to_the_importing_node(
     workers = await register_workers(client, 32)
     commit = committer(client, pipes)
     first = now_ms()
-    await asyncio.gather(*(commit.submit(beat(w, first)) for w in workers))
+    await beat_round(commit, workers, first)
     slot = slot_of(workers[0])
     in_slot = [w for w in workers if slot_of(w) == slot]
     source = await owner(nodes, slot)
@@ -268,7 +274,7 @@ async def test_ask_sends_that_call_to_the_importing_node(
     await src.execute_command("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *found)
 
     again = first + 1
-    results = await asyncio.gather(*(commit.submit(beat(w, again)) for w in workers))
+    results = await beat_round(commit, workers, again)
 
     assert [r.code for r in results] == [200] * len(workers)
     assert await asking_calls(dst) >= 1
@@ -333,8 +339,7 @@ async def test_a_slot_migrated_while_beats_flow(
     assert after and all(isinstance(r, BeatResult) for _, results in after for r in results)
     assert await asking_calls(nodes[target]) >= 1  # beats reached it during the migration
     last = rounds[-1][0]
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == last
+    await assert_stored(nodes, workers, last)
     assert await owner(nodes, slot) == target
     assert pipes.node_of(keys.worker_key(workers[0], SHARDS)) == target
 
@@ -348,7 +353,7 @@ async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
     workers = await register_workers(client, 48)
     commit = committer(client, pipes)
     for at in (now_ms(), now_ms() + 1):  # the table read, the script on every node
-        await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
+        await beat_round(commit, workers, at)
     split = workers[0]
     slot, shard = slot_of(split), keys.shard_of(split, SHARDS)
     source = await owner(nodes, slot)
@@ -361,9 +366,7 @@ async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
     assert neighbours  # the source serves other shards' workers of this batch too
 
     again = now_ms() + 2
-    results = await asyncio.gather(
-        *(commit.submit(beat(w, again)) for w in workers), return_exceptions=True
-    )
+    results = await beat_round(commit, workers, again, return_exceptions=True)
 
     for worker_id, result in zip(workers, results, strict=True):
         if slot_of(worker_id) == slot:
@@ -374,10 +377,9 @@ async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
     # The rest of the slot's keys move, the slot is the target's: every beat is stored again.
     await migrate_slot(nodes, slot, target, nothing)
     last = again + 1
-    results = await asyncio.gather(*(commit.submit(beat(w, last)) for w in workers))
+    results = await beat_round(commit, workers, last)
     assert [r.code for r in results] == [200] * len(workers)
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == last
+    await assert_stored(nodes, workers, last)
 
 
 async def test_a_node_that_lost_its_scripts_loads_them_and_replays(
@@ -386,16 +388,15 @@ async def test_a_node_that_lost_its_scripts_loads_them_and_replays(
     workers = await register_workers(client, 32)
     commit = committer(client, pipes)
     first = now_ms()
-    await asyncio.gather(*(commit.submit(beat(w, first)) for w in workers))
+    await beat_round(commit, workers, first)
     flushed = await owner(nodes, slot_of(workers[0]))
     await nodes[flushed].script_flush()
 
     again = first + 1
-    results = await asyncio.gather(*(commit.submit(beat(w, again)) for w in workers))
+    results = await beat_round(commit, workers, again)
 
     assert [r.code for r in results] == [200] * len(workers)
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == again
+    await assert_stored(nodes, workers, again)
 
 
 async def test_a_stopped_node_fails_only_its_own_shards_with_503(
@@ -469,8 +470,7 @@ async def test_a_stalled_node_fails_its_own_beats_at_once_until_it_answers_again
     assert address in homes.values()
 
     async def beat_all(at: int) -> list[Any]:
-        futures = [commit.submit(beat(w, at)) for w in workers]
-        return await asyncio.gather(*futures, return_exceptions=True)
+        return await beat_round(commit, workers, at, return_exceptions=True)
 
     first = now_ms()
     try:
@@ -494,8 +494,7 @@ async def test_a_stalled_node_fails_its_own_beats_at_once_until_it_answers_again
             assert isinstance(a, BeatResult) and a.code == 200
             assert isinstance(b, BeatResult) and b.code == 200
     assert all(isinstance(r, BeatResult) and r.code == 200 for r in recovered)
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == first + 3
+    await assert_stored(nodes, workers, first + 3)
 
 
 async def test_a_slow_node_holds_up_only_its_own_beats(
@@ -512,7 +511,7 @@ async def test_a_slow_node_holds_up_only_its_own_beats(
     homes = {w: await owner(nodes, slot_of(w)) for w in workers}
     first = now_ms()
     for at in (first, first + 1):  # the table read, the script on every node
-        await asyncio.gather(*(commit.submit(beat(w, at)) for w in workers))
+        await beat_round(commit, workers, at)
 
     os.kill(slow.proc.pid, signal.SIGSTOP)
     try:
@@ -527,5 +526,4 @@ async def test_a_slow_node_holds_up_only_its_own_beats(
     pipes.close()
 
     assert [r.code for r in (*results, *late)] == [200] * len(workers)
-    for worker_id in workers:
-        assert await stored_heartbeat(nodes, worker_id) == first + 2
+    await assert_stored(nodes, workers, first + 2)
