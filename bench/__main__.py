@@ -27,6 +27,11 @@ FIGURES = {
         "bench.record_figure",
         "Redis CPU per Den beat of the record script beside plain commands (one redis-server)",
     ),
+    "floors": (
+        "bench.floors_figure",
+        "Redis CPU per beat of single commands (writes, reads, the fleet index, a script call)"
+        " beside plain commands",
+    ),
     "scale": (
         "bench.scale_figure",
         "N ingest processes behind one Redis or a Redis Cluster: beats/s, latency, CPU per beat",
