@@ -16,7 +16,7 @@ from shared.redis.connect import REDIS_DOWN
 
 ID_MESSAGE = "Expected a Den TypeID with 'wrk_' prefix and a 26-character base32 suffix."
 DEN_TOKEN_HEADER = b"x-den-worker-heartbeat-token"
-TIME_MESSAGE = "Expected an RFC 3339 UTC date-time with seconds, e.g. 2024-01-01T10:00:00Z."
+TIME_MESSAGE = "Expected a UTC date-time with ASCII digits, e.g. 2024-01-01T10:00:00Z."
 
 
 class DenHeartbeatRoute:
@@ -43,8 +43,9 @@ class DenHeartbeatRoute:
         except (msgspec.DecodeError, RecursionError):
             message = "The request body is not valid JSON."
             return await send_response(send, 400, error_bodies.den_invalid(message, []))
-        # The contract's pattern admits more than RFC 3339 (see `times.parse_ms`): what the
-        # parser refuses is an invalid body too, answered before the token like the rest.
+        # To Python's `re` the contract's pattern admits any Unicode digit (see
+        # `times.parse_ms`): what the parser refuses is an invalid body too, answered before the
+        # token like the rest.
         field = "sentAt"
         try:
             sent = None if beat.sentAt is msgspec.UNSET else parse_ms(beat.sentAt)

@@ -69,7 +69,7 @@ class KubiyaState:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds and `Z`, the only form ingest's contract accepts."""
+    """RFC 3339 in UTC with milliseconds and `Z`, the form ingest answers in."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware (e.g. datetime.now(UTC))")
     utc = moment.astimezone(UTC)

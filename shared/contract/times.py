@@ -13,11 +13,11 @@ DATE_TIME_PATTERN = (
     r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
     r"|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z))$"
 )
-# What parse_ms reads: RFC 3339 in UTC, stricter than the pattern in two ways. Digits are ASCII
-# (to Python's `re`, `\d` is any Unicode digit: Arabic-Indic ones pass), and the seconds are there
-# (RFC 3339 requires them; the contract's pattern leaves them optional).
+# What parse_ms reads: what the pattern admits, with ASCII digits only. To Python's `re`, `\d` is
+# any Unicode digit (Arabic-Indic ones pass); a date-time's digits are 0-9. Like the pattern, and
+# unlike RFC 3339, it leaves the seconds optional: a time without them is on the minute.
 _PARTS = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?Z"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 0001-01-01T00:00:00Z. The pattern admits year 0000, which datetime (so asyncpg) can't hold.
@@ -29,12 +29,13 @@ def now_ms() -> int:
 
 
 def parse_ms(value: str) -> int:
-    """Milliseconds since the epoch of an RFC 3339 UTC date-time ("2024-01-01T10:00:00.5Z");
-    ValueError for anything else, including what DATE_TIME_PATTERN admits beyond RFC 3339."""
+    """Milliseconds since the epoch of a UTC date-time of the contract's pattern
+    ("2024-01-01T10:00:00.5Z", "2024-01-01T10:00Z"); ValueError for anything else, including a
+    digit other than 0-9."""
     m = _PARTS.fullmatch(value)
     if m is None:
-        raise ValueError(f"not an RFC 3339 UTC date-time with seconds: {value!r}")
-    hour, minute, second = int(m[4]), int(m[5]), int(m[6])
+        raise ValueError(f"not a UTC date-time such as 2024-01-01T10:00:00Z: {value!r}")
+    hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
     if hour > 23 or minute > 59 or second > 59:
         raise ValueError(f"not a time of day: {value!r}")
     if m[1] == "0000":
