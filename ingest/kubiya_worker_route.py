@@ -10,6 +10,8 @@ being rebuilt).
 
 from __future__ import annotations
 
+import secrets
+
 from starlette.types import Receive, Scope, Send
 
 from ingest.asgi_io import send_response
@@ -74,7 +76,7 @@ class KubiyaWorkerHeartbeatRoute:
             worker_id, version, org, now_ms(), beat.status, beat.tasks_processed,
             beat.current_task_id, metadata.decode(),
             None if system_info is None else system_info.decode(), logs or (), MAX_LOG_LINES,
-            settings.max_log_bytes,
+            settings.max_log_bytes, secrets.token_hex(8) if logs else "",
         )  # fmt: skip
         await record(state, send, beat_record, "kubiya")
 

@@ -29,6 +29,7 @@ F_DISCONNECT_REASON = "dr"
 F_EXIT_CODE = "dx"
 F_ERROR_MESSAGE = "de"
 F_LOG_BYTES = "lb"  # the bytes of the lines its recent-logs list holds (see `logs_key`)
+F_LOGS_ID = "li"  # the id of the last lines appended to that list: a beat sent again adds none
 F_PERSISTED = "p"  # the heartbeat ms that Postgres holds
 
 # The names the Lua scripts use for the fields above (`${HEARTBEAT}` and so on).
@@ -39,7 +40,7 @@ SCRIPT_FIELDS = {
     "ENVIRONMENT": F_ENVIRONMENT, "METADATA": F_METADATA, "PERSISTED": F_PERSISTED,
     "SYSTEM_INFO": F_SYSTEM_INFO, "DISCONNECTED": F_DISCONNECTED,
     "DISCONNECT_REASON": F_DISCONNECT_REASON, "EXIT_CODE": F_EXIT_CODE,
-    "ERROR_MESSAGE": F_ERROR_MESSAGE, "LOG_BYTES": F_LOG_BYTES,
+    "ERROR_MESSAGE": F_ERROR_MESSAGE, "LOG_BYTES": F_LOG_BYTES, "LOGS_ID": F_LOGS_ID,
 }  # fmt: skip
 
 # The liveness the sweep last announced for the worker ("online", "stale", "offline"; absent:

@@ -65,6 +65,9 @@ class WorkerBeat(NamedTuple):
     logs: Sequence[str] = ()  # appended to the worker's recent logs (see `fit_log_lines`)
     max_log_lines: int = 100
     max_log_bytes: int = 65536
+    # Names `logs` once: a beat sent again with the same id (after a dropped connection) does not
+    # append them twice. "" appends them every time.
+    logs_id: str = ""
 
 
 class Disconnect(NamedTuple):
@@ -138,7 +141,7 @@ def beat_args(beat: Beat) -> list[str]:
         args[8] = "f"
         args += [
             beat.system_info_json or "", str(beat.max_log_lines), str(beat.max_log_bytes),
-            str(len(beat.logs)), *beat.logs,
+            beat.logs_id, str(len(beat.logs)), *beat.logs,
         ]  # fmt: skip
         return args
     if type(beat) is Disconnect:

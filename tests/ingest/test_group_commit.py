@@ -238,3 +238,46 @@ async def test_beats_queued_behind_a_stalled_redis_are_answered_with_the_failed_
 
     assert all(isinstance(o, REDIS_DOWN) for o in outcomes), outcomes
     assert writes == 2  # the queued beat never waited on a write of its own
+
+
+async def test_a_call_sent_again_after_its_reply_was_lost_appends_log_lines_once(redis, settings):
+    """Redis ran the call, the connection dropped before its reply: the committer sends the
+    call again (the script is idempotent), and a full beat's log lines are still kept once."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from ingest.group_commit import GroupCommitter
+    from ingest.state import IngestMetrics
+    from shared.contract.record import WorkerBeat
+    from shared.redis.pipe import RedisPipe
+
+    class LosesTheFirstReply(RedisPipe):
+        calls = 0
+
+        async def call_many(self, packed: bytes, commands: int) -> list[object]:
+            replies = await super().call_many(packed, commands)
+            self.calls += 1
+            if self.calls == 1:
+                raise RedisConnectionError("Connection closed by server.")
+            return replies
+
+    worker = await register(redis, settings)
+    pipe = LosesTheFirstReply(settings.redis_url, timeout=5)
+    committer = GroupCommitter(
+        redis, pipe, shards=settings.shards, persist_interval=60, max_per_call=256,
+        metrics=IngestMetrics(),
+    )  # fmt: skip
+    beat = WorkerBeat(
+        worker.id, worker.version, None, now_ms(), "idle", 1, None, "{}", None, ["one", "two"],
+        logs_id="lines-1",
+    )  # fmt: skip
+    try:
+        result = await committer.submit(beat)
+    finally:
+        pipe.close()
+
+    assert result.code == 200
+    assert pipe.calls >= 2  # the call went twice
+    logs = await redis.lrange(keys.logs_key(worker.id, settings.shards), 0, -1)
+    assert logs == [b"one", b"two"]
+    stored = await redis.hget(keys.worker_key(worker.id, settings.shards), keys.F_LOG_BYTES)
+    assert stored == b"6"

@@ -14,7 +14,8 @@
 --   'k' Kubiya: status, tasks, task id, environment, metadata (14);
 --   'w' a lightweight beat of Kubiya's per-worker route: status, tasks, task id, metadata (13);
 --   'f' a full one: those four, system info ('' = none), log lines and log bytes kept, the
---       number of log lines, the lines (17 + lines);
+--       lines' id ('' = none; the same beat sent again carries the same), the number of log
+--       lines, the lines (18 + lines);
 --   'x' a disconnect, its time in the heartbeat's place: reason, exit code, error message (12).
 -- Returns per beat: code (200/401/404/421/503), heartbeat, active ('' = null), active recently,
 -- sessions.
@@ -183,14 +184,20 @@ for i = 1, #K, 2 do
         end
       end
     end
-    local lines = kind == 'f' and tonumber(ARGV[b + 16]) or 0
+    local lines = kind == 'f' and tonumber(ARGV[b + 17]) or 0
+    local lines_id = kind == 'f' and ARGV[b + 16] or ''
+    if lines > 0 and lines_id ~= '' and lines_id == call('HGET', key, '${LOGS_ID}') then
+      -- This beat's lines are in the list already: the beat is being sent again (its reply was
+      -- lost with a dropped connection, or a cluster node's call stopped part way).
+      lines = 0
+    end
     if lines > 0 then
       -- Recent logs (Redis only): appended, then the oldest lines dropped until at most `keep`
       -- lines of at most `cap` bytes remain. The list shares the worker hash's hash tag, and
       -- the hash holds its byte count, so only the lines dropped are read.
       local logs = string.sub(dirty, 1, -6) .. 'logs:' .. id
       local keep, cap = tonumber(ARGV[b + 14]), tonumber(ARGV[b + 15])
-      local first, last = b + 17, b + 16 + lines
+      local first, last = b + 18, b + 17 + lines
       local count
       for j = first, last, 100 do
         count = call('RPUSH', logs, unpack(ARGV, j, math.min(j + 99, last)))
@@ -214,6 +221,7 @@ for i = 1, #K, 2 do
         call('LTRIM', logs, drop, -1)
       end
       set[m + 1] = '${LOG_BYTES}'; set[m + 2] = tostring(total); m = m + 2
+      if lines_id ~= '' then set[m + 1] = '${LOGS_ID}'; set[m + 2] = lines_id; m = m + 2 end
     end
     if m > 0 then call('HSET', key, unpack(set, 1, m)) end
     if gone then call('HDEL', key, unpack(gone)) end
@@ -245,7 +253,7 @@ for i = 1, #K, 2 do
   elseif kind == 'x' then
     b = b + 12
   else
-    b = b + 17 + tonumber(ARGV[b + 16])
+    b = b + 18 + tonumber(ARGV[b + 17])
   end
 end
 return out

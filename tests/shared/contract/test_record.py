@@ -34,11 +34,13 @@ def test_a_lightweight_beat_sends_no_more_than_the_status_fields():
 
 
 def test_a_full_beat_adds_system_info_and_counted_log_lines():
-    args = beat_args(light(system_info_json='{"pid":1}', logs=["a", "b"], max_log_bytes=50))
+    args = beat_args(
+        light(system_info_json='{"pid":1}', logs=["a", "b"], max_log_bytes=50, logs_id="l1")
+    )
     assert args[8] == "f"
-    assert args[13:] == ['{"pid":1}', "100", "50", "2", "a", "b"]
+    assert args[13:] == ['{"pid":1}', "100", "50", "l1", "2", "a", "b"]
     logs_only = beat_args(light(logs=["a"]))
-    assert logs_only[8] == "f" and logs_only[13:] == ["", "100", "65536", "1", "a"]
+    assert logs_only[8] == "f" and logs_only[13:] == ["", "100", "65536", "", "1", "a"]
 
 
 def test_a_disconnect_carries_its_time_in_the_heartbeats_place():

@@ -9,9 +9,11 @@ from redis.asyncio import Redis
 from shared.contract import keys
 from shared.contract.record import (
     RECORD_HEARTBEATS,
+    Beat,
     BeatResult,
     DenBeat,
     KubiyaBeat,
+    WorkerBeat,
     parse_results,
     record_call,
 )
@@ -22,9 +24,7 @@ PERSIST_MS = 60_000
 T0 = 1_700_000_000_000
 
 
-async def record(
-    redis: Redis, settings: Settings, *beats: DenBeat | KubiyaBeat, now: int = T0
-) -> list[BeatResult]:
+async def record(redis: Redis, settings: Settings, *beats: Beat, now: int = T0) -> list[BeatResult]:
     reply = await RECORD_HEARTBEATS(redis, *record_call(beats, settings.shards, now, PERSIST_MS))
     return parse_results(reply, len(beats))
 
@@ -135,3 +135,26 @@ async def test_unchanged_kubiya_fields_are_not_counted_as_a_change(redis, settin
     await record(redis, settings, beat._replace(heartbeat_ms=T0 + 2_000, current_task_id=None))
     assert await redis.zcard(dirty) == 1
     assert keys.F_TASK_ID not in await fields(redis, worker, settings)
+
+
+async def test_a_full_beat_sent_again_appends_its_log_lines_once(redis, settings):
+    worker = await register(redis, settings)
+    beat = WorkerBeat(
+        worker.id, worker.version, None, T0, "idle", 1, None, "{}", None, ["a", "b"],
+        logs_id="first",
+    )  # fmt: skip
+    logs = keys.logs_key(worker.id, settings.shards)
+
+    for _ in range(2):  # the same beat twice: its reply was lost, and it was sent again
+        assert [r.code for r in await record(redis, settings, beat)] == [200]
+    assert await redis.lrange(logs, 0, -1) == [b"a", b"b"]
+
+    later = beat._replace(heartbeat_ms=T0 + 1_000, logs=["c"], logs_id="second")
+    await record(redis, settings, later)
+    assert await redis.lrange(logs, 0, -1) == [b"a", b"b", b"c"]
+
+    unnamed = beat._replace(heartbeat_ms=T0 + 2_000, logs=["d"], logs_id="")
+    for _ in range(2):  # lines without an id are appended each time
+        await record(redis, settings, unnamed)
+    assert await redis.lrange(logs, 0, -1) == [b"a", b"b", b"c", b"d", b"d"]
+    assert (await fields(redis, worker, settings))[keys.F_LOG_BYTES] == "5"
