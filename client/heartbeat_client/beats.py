@@ -10,22 +10,35 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from .errors import HeartbeatRejected
 from .outcomes import Outcome, classify
-from .payloads import DenState, KubiyaState, den_body, kubiya_body
+from .payloads import (
+    MAX_LOG_LINES,
+    DenState,
+    KubiyaState,
+    check_log_lines,
+    check_system_info,
+    den_body,
+    disconnect_body,
+    kubiya_body,
+    kubiya_worker_body,
+)
 from .timing import Schedule, parse_retry_after
 from .version import __version__
 
-Route = Literal["den", "kubiya"]
+Route = Literal["den", "kubiya", "kubiya-worker"]
+ROUTES = ("den", "kubiya", "kubiya-worker")
 State = DenState | KubiyaState
 StateSource = Callable[[], State | Awaitable[State]]
+SystemInfoSource = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+LogSource = Callable[[], Sequence[str] | Awaitable[Sequence[str]]]
 Clock = Callable[[], datetime]
 OnBeat = Callable[[int, float], object]
 OnFailure = Callable[[BaseException | int, float | None], object]
@@ -54,15 +67,22 @@ class BeatSender:
         clock: Clock,
         on_beat: OnBeat | None,
         on_failure: OnFailure | None,
+        system_info: SystemInfoSource | None = None,
+        logs: LogSource | None = None,
+        full_interval: float = 300.0,
     ) -> None:
         _check_url(ingest_url)
         if not isinstance(worker_id, str) or not worker_id:
             raise ValueError("worker_id must be a non-empty string")
         _check_token(token)
-        if route not in ("den", "kubiya"):
-            raise ValueError(f"route must be 'den' or 'kubiya', got {route!r}")
+        if route not in ROUTES:
+            raise ValueError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
         if route == "kubiya" and not environment_name:
             raise ValueError("Kubiya's route needs environment_name")
+        if route != "kubiya-worker" and (system_info is not None or logs is not None):
+            raise ValueError("system_info and logs go on the 'kubiya-worker' route only")
+        if not full_interval > 0:
+            raise ValueError(f"full_interval must be positive, got {full_interval!r}")
 
         self.worker_id = worker_id
         self.route: Route = route
@@ -75,11 +95,23 @@ class BeatSender:
         self._clock = clock
         self._on_beat = on_beat
         self._on_failure = on_failure
+        self._system_info = system_info
+        self._logs = logs
+        self._full_interval = full_interval
+        # Kubiya's per-worker route: when the last full beat was accepted (None: none yet, so
+        # the first beat is full), and the log lines taken since, kept until one is.
+        self._last_full: datetime | None = None
+        self._unsent_lines: list[str] = []
+        self._full_at: datetime | None = None  # the beat in flight is full, taken at this time
         base = ingest_url.rstrip("/")
+        worker_path = quote(worker_id, safe="")
         if route == "den":
-            self._url = f"{base}/v1/workers/{quote(worker_id, safe='')}/activity-heartbeat"
-        else:
+            self._url = f"{base}/v1/workers/{worker_path}/activity-heartbeat"
+        elif route == "kubiya":
             self._url = f"{base}/api/v1/workers/heartbeat"
+        else:
+            self._url = f"{base}/api/v1/workers/{worker_path}/heartbeat"
+        self._disconnect_url = f"{base}/api/v1/workers/{worker_path}/disconnect"
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
@@ -113,6 +145,8 @@ class BeatSender:
                 )
             self.beats_sent += 1
             self.consecutive_failures = 0
+            if self._full_at is not None:
+                self._last_full, self._unsent_lines = self._full_at, []
             return self._schedule.after_success(self._rng)
         if outcome is Outcome.REJECTED:
             self.beats_failed += 1
@@ -135,7 +169,36 @@ class BeatSender:
             return den_body(state, self._clock())
         if not isinstance(state, KubiyaState):
             raise TypeError(f"Kubiya's route needs a KubiyaState, got {type(state).__name__}")
-        return kubiya_body(state, self.worker_id, self._environment_name)
+        if self.route == "kubiya":
+            return kubiya_body(state, self.worker_id, self._environment_name)
+        now = self._clock()
+        last = self._last_full
+        full = last is None or not 0 <= (now - last).total_seconds() < self._full_interval
+        self._full_at = now if full else None
+        if not full:
+            return kubiya_worker_body(state, None, ())
+        info = None
+        if self._system_info is not None:
+            info = check_system_info(await _resolved(self._system_info()))
+        if self._logs is not None:
+            self._unsent_lines += check_log_lines(await _resolved(self._logs()))
+            del self._unsent_lines[:-MAX_LOG_LINES]  # ingest keeps no more
+        return kubiya_worker_body(state, info, self._unsent_lines)
+
+    async def disconnect(self, client: httpx.AsyncClient, error: BaseException | None) -> None:
+        """Tell Kubiya's per-worker route that the worker stops (best effort: a failure is
+        logged, not raised, since the worker is going away either way)."""
+        try:
+            response = await client.post(
+                self._disconnect_url, json=disconnect_body(error), headers=self._headers
+            )
+        except httpx.RequestError as exc:
+            log.warning("disconnect of worker %s failed (%s)", self.worker_id, type(exc).__name__)
+            return
+        if not response.is_success:
+            log.warning(
+                "disconnect of worker %s answered HTTP %d", self.worker_id, response.status_code
+            )
 
     def _failed(self, failure: BaseException | int, delay: float) -> float:
         self.beats_failed += 1
@@ -151,6 +214,13 @@ class BeatSender:
         )
         call_hook(self._on_failure, failure, delay)
         return delay
+
+
+_T = TypeVar("_T")
+
+
+async def _resolved(value: _T | Awaitable[_T]) -> _T:
+    return await value if inspect.isawaitable(value) else value
 
 
 def call_hook(hook: Callable[..., object] | None, *args: object) -> None:

@@ -21,7 +21,17 @@ from typing import Final, Self, TypeVar
 
 import httpx
 
-from .beats import BeatSender, Clock, OnBeat, OnFailure, Route, StateSource, call_hook
+from .beats import (
+    BeatSender,
+    Clock,
+    LogSource,
+    OnBeat,
+    OnFailure,
+    Route,
+    StateSource,
+    SystemInfoSource,
+    call_hook,
+)
 from .timing import Schedule
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -29,6 +39,8 @@ OnStop = Callable[[BaseException | None], object]
 
 # A beat that needs more than this is failing; waiting longer only delays the retry.
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+# The longest a stop waits for Kubiya's disconnect to be answered.
+DISCONNECT_TIMEOUT: Final = 5.0
 
 _T = TypeVar("_T")
 
@@ -64,6 +76,9 @@ class Heartbeater:
         route: Route = "den",
         state: StateSource | None = None,
         environment_name: str | None = None,
+        system_info: SystemInfoSource | None = None,
+        logs: LogSource | None = None,
+        full_interval: float = 300.0,
         jitter: float = 0.1,
         backoff_base: float = 1.0,
         max_backoff: float = 60.0,
@@ -82,7 +97,11 @@ class Heartbeater:
 
         `state` is called before every beat and returns a `DenState` or a `KubiyaState` (to
         match `route`), directly or as an awaitable; without it a Den beat says "alive, not
-        active" and a Kubiya beat says "active". `rng` defaults to a fresh `random.Random()`
+        active" and a Kubiya beat says "active". On the "kubiya-worker" route (Kubiya's
+        per-worker route, as its released worker uses it) the first beat and then one every
+        `full_interval` seconds is full: it adds what `system_info` returns and the lines `logs`
+        returns (those logged since its last call, kept until a full beat is accepted), and a
+        stop sends a disconnect. `rng` defaults to a fresh `random.Random()`
         seeded by the OS, never the shared module state, which forked workers would share.
         """
         if client is not None and transport is not None:
@@ -101,6 +120,9 @@ class Heartbeater:
             clock=clock,
             on_beat=on_beat,
             on_failure=on_failure,
+            system_info=system_info,
+            logs=logs,
+            full_interval=full_interval,
         )
         self._schedule = schedule
         self._rng = rng
@@ -110,6 +132,7 @@ class Heartbeater:
         self._sleep = sleep
         self._on_stop = on_stop
         self._error: BaseException | None = None
+        self._block_error: BaseException | None = None  # what ended an `async with` block
         # Shared with stop(), which may come from any thread.
         self._lock = threading.Lock()
         self._stop_requested = threading.Event()
@@ -190,6 +213,7 @@ class Heartbeater:
         task, self._task = self._task, None
         if task is None:
             return
+        self._block_error = exc
         self._request_stop()
         try:
             await task
@@ -261,6 +285,7 @@ class Heartbeater:
             raise RuntimeError("this Heartbeater is already running")
         self._running = True
         self._error = None
+        self._block_error = None
         self._generation += 1
         return self._generation
 
@@ -276,6 +301,11 @@ class Heartbeater:
         try:
             async with self._open_client() as client:
                 await self._beat_until_stopped(client, wake)
+                if self._beats.route == "kubiya-worker":  # stopped as asked: say so
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._beats.disconnect(client, self._block_error), DISCONNECT_TIMEOUT
+                        )
         except Exception as exc:
             error = exc
             raise

@@ -1,4 +1,4 @@
-"""What a worker reports, and the JSON bodies the two ingest routes expect.
+"""What a worker reports, and the JSON bodies the ingest routes expect.
 
 The state classes check their values when they are built: ingest refuses a bad body with a
 400 or 422 and the heartbeater then stops for good, so a mistake is better caught in the
@@ -7,7 +7,7 @@ worker's own callback, with a traceback pointing at it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +16,10 @@ from typing import Any
 MAX_SESSION_COUNT = 2**53 - 1
 # tasks_processed is stored in a signed 64-bit column; ingest refuses more.
 MAX_TASKS_PROCESSED = 2**63 - 1
+# The recent log lines ingest keeps per worker (Kubiya's per-worker route): older ones are dropped.
+MAX_LOG_LINES = 100
+# A disconnect's error message is cut to this many characters.
+MAX_ERROR_MESSAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,48 @@ def kubiya_body(state: KubiyaState, worker_id: str, environment_name: str) -> di
         "current_task_id": state.current_task_id,
         "worker_metadata": dict(state.worker_metadata),
     }
+
+
+def kubiya_worker_body(
+    state: KubiyaState, system_info: Mapping[str, Any] | None, logs: Sequence[str]
+) -> dict[str, Any]:
+    """The body of `POST /api/v1/workers/{worker_id}/heartbeat`: the status fields, and on a
+    full beat the host's `system_info` and the log lines since the last full beat."""
+    body: dict[str, Any] = {
+        "status": state.status,
+        "tasks_processed": state.tasks_processed,
+        "current_task_id": state.current_task_id,
+        "worker_metadata": dict(state.worker_metadata),
+    }
+    if system_info is not None:
+        body["system_info"] = dict(system_info)
+    if logs:
+        body["logs"] = list(logs)
+    return body
+
+
+def disconnect_body(error: BaseException | None) -> dict[str, Any]:
+    """The body of `POST /api/v1/workers/{worker_id}/disconnect`: a shutdown, or the error that
+    ended the worker's work (its type and message)."""
+    if error is None:
+        return {"reason": "shutdown"}
+    message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return {"reason": "error", "error_message": message[:MAX_ERROR_MESSAGE].replace("\x00", "")}
+
+
+def check_system_info(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"system_info must return a mapping, got {type(value).__name__}")
+    return value
+
+
+def check_log_lines(value: object) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"logs must return a sequence of str, got {type(value).__name__}")
+    for line in value:
+        if not isinstance(line, str):
+            raise TypeError(f"each log line must be a str, got {type(line).__name__}")
+    return list(value)
 
 
 def _check_text(name: str, value: object) -> None:

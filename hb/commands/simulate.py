@@ -1,7 +1,9 @@
 """`hb simulate`: a fleet of simulated workers that register through the API and beat through
 ingest at a jittered rate, with a live progress line. Stops by itself after `--duration`.
 
-Three in four workers speak Den's route, the rest Kubiya's, so a demo exercises both.
+Three in four workers speak Den's route, the rest Kubiya's (half on its older route, half on
+the per-worker route its released worker uses, with a full beat of system info and a log line
+every `FULL_EVERY` beats, and a disconnect when it falls silent), so a demo exercises them all.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 from shared.contract.times import format_ms, now_ms
 
 JITTER = 0.2  # each wait is the interval times a random factor in [0.8, 1.2]
+FULL_EVERY = 10  # on Kubiya's per-worker route, the first beat and every tenth is full
 REGISTER_CONCURRENCY = 16
 
 
@@ -33,8 +36,9 @@ class SimulationError(Exception):
 class SimulatedWorker:
     id: str
     token: str
-    kubiya: bool
+    route: str  # "den", "kubiya" or "kubiya-worker"
     tasks: int = 0
+    beats: int = 0
 
 
 @dataclass
@@ -108,23 +112,30 @@ async def register_fleet(api: httpx.AsyncClient, api_key: str, count: int) -> li
                 f"registering a worker failed: {response.status_code} {response.text[:200]}"
             )
         body = response.json()
-        return SimulatedWorker(body["worker"]["id"], body["heartbeatToken"], kubiya=i % 4 == 3)
+        route = {3: "kubiya", 7: "kubiya-worker"}.get(i % 8, "den")
+        return SimulatedWorker(body["worker"]["id"], body["heartbeatToken"], route)
 
     return list(await asyncio.gather(*(register(i) for i in range(count))))
 
 
 def _beat_request(worker: SimulatedWorker, rng: random.Random) -> tuple[str, dict[str, Any]]:
-    if worker.kubiya:
+    worker.beats += 1
+    if worker.route != "den":
         busy = rng.random() < 0.5
         worker.tasks += busy
-        return "/api/v1/workers/heartbeat", {
-            "worker_id": worker.id,
-            "environment_name": "simulated",
+        body: dict[str, Any] = {
             "status": "busy" if busy else "idle",
             "tasks_processed": worker.tasks,
             "current_task_id": f"task-{worker.tasks}" if busy else None,
             "worker_metadata": {"simulated": True},
         }
+        if worker.route == "kubiya":
+            body = {"worker_id": worker.id, "environment_name": "simulated", **body}
+            return "/api/v1/workers/heartbeat", body
+        if worker.beats % FULL_EVERY == 1:
+            body["system_info"] = {"hostname": f"sim-{worker.id[-6:]}", "cpu_count": 2}
+            body["logs"] = [f"{worker.tasks} tasks done after {worker.beats - 1} beats"]
+        return f"/api/v1/workers/{worker.id}/heartbeat", body
     active = rng.random() < 0.7
     return f"/v1/workers/{worker.id}/activity-heartbeat", {
         "sentAt": format_ms(now_ms()),
@@ -151,20 +162,29 @@ async def beat_forever(
         if silent_at is not None and loop.time() >= silent_at:
             tally.beating -= 1
             tally.fell_silent.append(worker.id)
+            if worker.route == "kubiya-worker":  # says so as it stops: offline at once
+                path = f"/api/v1/workers/{worker.id}/disconnect"
+                await _send(ingest, path, {"reason": "shutdown"}, headers, tally)
             return
         path, body = _beat_request(worker, rng)
-        try:
-            response = await ingest.post(path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            tally.sent += 1
-            tally.errors[type(exc).__name__] += 1
-        else:
-            tally.sent += 1
-            if response.status_code in (200, 204):
-                tally.ok += 1
-            else:
-                tally.errors[f"HTTP {response.status_code}"] += 1
+        await _send(ingest, path, body, headers, tally)
         await asyncio.sleep(interval * rng.uniform(1 - JITTER, 1 + JITTER))
+
+
+async def _send(
+    ingest: httpx.AsyncClient, path: str, body: dict[str, Any], headers: dict[str, str],
+    tally: Tally,
+) -> None:  # fmt: skip
+    tally.sent += 1
+    try:
+        response = await ingest.post(path, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        tally.errors[type(exc).__name__] += 1
+        return
+    if response.status_code in (200, 204):
+        tally.ok += 1
+    else:
+        tally.errors[f"HTTP {response.status_code}"] += 1
 
 
 async def report_progress(tally: Tally, interval: float, deadline: float, out: TextIO) -> None:

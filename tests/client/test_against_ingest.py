@@ -381,3 +381,31 @@ async def test_a_kubiya_route_beat_is_answered_204_and_its_fields_land_in_the_wo
     assert before <= int(fields[keys.F_HEARTBEAT.encode()]) <= after
     assert fields[keys.F_ORG.encode()] == worker.org_id.encode()
     assert fields[keys.F_TOKEN_VERSION.encode()] == b"1"
+
+
+async def test_kubiyas_per_worker_route_stores_a_full_beats_logs_and_the_disconnect_at_the_stop(
+    ingest_url: str, redis: Redis, settings: Settings
+) -> None:
+    worker = await register_worker(redis, settings.shards)
+    log = BeatLog()
+    hb = heartbeater(
+        ingest_url, worker, log, "kubiya-worker",
+        state=lambda: KubiyaState(status="busy", tasks_processed=2),
+        system_info=lambda: {"hostname": "node-3", "cpu_count": 4},
+        logs=lambda: ["task 1 done", "task 2 done"] if not log.statuses else [],
+    )  # fmt: skip
+    async with hb:
+        await log.wait_until(lambda: len(log.statuses) >= 2, "two answered beats", SAFETY)
+
+    assert log.statuses[:2] == [204, 204]
+    assert hb.error is None
+    hash_key = keys.worker_key(worker.id, settings.shards)
+    fields = {k.decode(): v.decode() for k, v in (await redis.hgetall(hash_key)).items()}
+    assert fields[keys.F_STATUS] == "busy"
+    assert json.loads(fields[keys.F_SYSTEM_INFO]) == {"hostname": "node-3", "cpu_count": 4}
+    # The first beat was full, the next light: the lines are there once.
+    lines = await redis.lrange(keys.logs_key(worker.id, settings.shards), 0, -1)
+    assert lines == [b"task 1 done", b"task 2 done"]
+    # The stop said so: offline at once, for the reason given.
+    assert int(fields[keys.F_DISCONNECTED]) >= int(fields[keys.F_HEARTBEAT])
+    assert fields[keys.F_DISCONNECT_REASON] == "shutdown"

@@ -42,17 +42,26 @@ async def clients(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
             yield ingest, api
 
 
-async def test_simulated_workers_register_and_beat_through_both_routes(clients, org_key) -> None:
+async def test_simulated_workers_register_and_beat_through_every_route(clients, org_key) -> None:
     ingest, api = clients
     tally = await simulate(
-        ingest, api, org_key, workers=4, interval=0.05, duration=1.5, out=io.StringIO(), seed=7
+        ingest, api, org_key, workers=8, interval=0.05, duration=1.5, out=io.StringIO(), seed=7
     )
     assert tally.ok > 0 and tally.errors == {}
-    listed = (await api.get("/v1/workers", headers={"x-api-key": org_key})).json()["workers"]
-    assert len(listed) == 4
+    headers = {"x-api-key": org_key}
+    listed = (await api.get("/v1/workers", headers=headers)).json()["workers"]
+    assert len(listed) == 8
     assert all(w["lastHeartbeatAt"] is not None for w in listed)
-    # The fourth worker speaks Kubiya's route, which reports a status.
-    assert sum(w["reportedStatus"] is not None for w in listed) == 1
+    # The fourth and the eighth speak Kubiya's routes, which report a status; the eighth, on the
+    # per-worker route, sent full beats too: system info and log lines.
+    kubiya = [w for w in listed if w["reportedStatus"] is not None]
+    assert len(kubiya) == 2
+    details = [
+        (await api.get(f"/v1/workers/{w['id']}", headers=headers)).json()["worker"] for w in kubiya
+    ]
+    full = [d for d in details if d["recentLogs"]]
+    assert len(full) == 1
+    assert full[0]["systemInfo"]["cpu_count"] == 2
 
 
 async def test_delete_removes_the_simulated_workers_afterwards(clients, org_key) -> None:
@@ -87,3 +96,18 @@ def test_the_progress_line_shows_the_achieved_rate_beside_the_target() -> None:
     tally = Tally(ok=90, beating=10, fell_silent=["wrk_a"])
     line = progress_line(tally, 19.5, 0.5, 12)
     assert line == "beats 90 ok, 0 errors, 19.5/s of 20.0/s target, 1 silent, 12s left"
+
+
+async def test_a_worker_on_kubiyas_per_worker_route_disconnects_as_it_falls_silent(
+    clients, org_key
+) -> None:
+    ingest, api = clients
+    tally = await simulate(
+        ingest, api, org_key, workers=8, interval=0.05, duration=1.0, out=io.StringIO(), seed=5,
+        quiet_fraction=1.0,
+    )  # fmt: skip
+    assert len(tally.fell_silent) == 8 and tally.errors == {}
+    listed = (await api.get("/v1/workers", headers={"x-api-key": org_key})).json()["workers"]
+    by_name = {w["name"].rsplit("-", 1)[1]: w for w in listed}
+    assert (by_name["7"]["disconnectReason"], by_name["7"]["liveness"]) == ("shutdown", "offline")
+    assert all(by_name[i]["disconnectReason"] is None for i in "0123456")
