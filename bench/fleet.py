@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import asyncpg
 from redis import Redis
 
+from bench.servers import TOKEN_KEYS, embedded_redis, workdir
 from shared.contract import keys, typeid
 from shared.contract.record import RECORD_HEARTBEATS, DenBeat, record_call
 from shared.contract.tokens import hash_secret, issue_worker_token, new_api_key
@@ -42,6 +44,20 @@ def register_fleet(redis_url: str, fleet: Fleet, shards: int) -> None:
             pipe.execute()
     finally:
         client.close()
+
+
+def registered_on_own_redis(
+    stack: contextlib.ExitStack, workers: int, shards: int
+) -> tuple[Redis, Fleet]:
+    """A redis-server of the figure's own (stopped with `stack`), a client of it, and a fleet of
+    `workers` registered there."""
+    directory = stack.enter_context(workdir())
+    server = stack.enter_context(embedded_redis(directory))
+    client = Redis.from_url(server.url)
+    stack.callback(client.close)
+    fleet = new_fleet(workers, TOKEN_KEYS)
+    register_fleet(server.url, fleet, shards)
+    return client, fleet
 
 
 def register_org_api_key(redis_url: str, fleet: Fleet) -> str:

@@ -22,8 +22,8 @@ from typing import Any
 import redis as sync_redis
 
 from bench import report
-from bench.fleet import Fleet, new_fleet, register_fleet
-from bench.servers import TOKEN_KEYS, embedded_redis, time_limit, workdir
+from bench.fleet import Fleet, registered_on_own_redis
+from bench.servers import time_limit
 from shared.contract import keys
 from shared.contract.record import DenBeat, record_call
 from shared.settings import Settings
@@ -40,7 +40,7 @@ Pipe = Any  # redis-py's pipeline
 Queue = Callable[[Pipe, str, int, str, str], None]  # pipe, worker id, shard, org, ms
 
 
-def _plain(pipe: Pipe, worker_id: str, shard: int, org: str, at: str) -> None:
+def plain_beat(pipe: Pipe, worker_id: str, shard: int, org: str, at: str) -> None:
     pipe.execute_command(
         "HSET", keys.worker_prefix(shard) + worker_id, keys.F_HEARTBEAT, at, keys.F_ACTIVE, at,
         keys.F_ACTIVE_RECENTLY, "1", keys.F_OPEN_SESSIONS, "1",
@@ -84,7 +84,7 @@ def _xadd(pipe: Pipe, worker_id: str, shard: int, org: str, at: str) -> None:
 
 # (name, what a beat sends, how to queue it); the first is the reference.
 SETS: list[tuple[str, str, Queue]] = [
-    ("plain", "HSET of 4 fields + ZADD NX of the dirty set (member present)", _plain),
+    ("plain", "HSET of 4 fields + ZADD NX of the dirty set (member present)", plain_beat),
     ("hset-2", "HSET of 2 fields (heartbeat, active)", _hset_two),
     ("index", "ZADD XX GT CH raising the fleet index entry", _index_raise),
     ("hset-2+index", "the two above", _hset_two_and_index),
@@ -104,12 +104,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with time_limit(900), contextlib.ExitStack() as stack:
-        directory = stack.enter_context(workdir())
-        server = stack.enter_context(embedded_redis(directory))
-        client = sync_redis.Redis.from_url(server.url)
-        stack.callback(client.close)
-        fleet = new_fleet(args.workers, TOKEN_KEYS)
-        register_fleet(server.url, fleet, args.shards)
+        client, fleet = registered_on_own_redis(stack, args.workers, args.shards)
         _after_first_beat(client, fleet, args.shards)
         noop = str(client.script_load(NOOP_SCRIPT.read_text()))
         clock = [START_MS]
@@ -117,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         per_set["script"] = []
         for _ in range(args.runs):  # alternating, so all see the same noise
             for name, _, queue in SETS:
-                per_set[name].append(_priced(client, fleet, args, clock, queue))
+                per_set[name].append(priced(client, fleet, args, clock, queue))
             per_set["script"].append(_priced_script(client, noop, fleet, args, clock))
     plain = report.median(per_set["plain"])
     described = [(name, text) for name, text, _ in SETS]
@@ -166,11 +161,12 @@ def _after_first_beat(client: sync_redis.Redis, fleet: Fleet, shards: int) -> No
         pipe.execute()
 
 
-def _priced(
+def priced(
     client: sync_redis.Redis, fleet: Fleet, args: argparse.Namespace, clock: list[int],
     queue: Queue,
 ) -> float:  # fmt: skip
-    """Redis CPU microseconds per beat of one set, every worker once."""
+    """Redis CPU microseconds per beat of one set, every worker once (`args.batch` beats per
+    round trip over `args.shards` shards)."""
     before = _cpu(client)
     ids = fleet.worker_ids
     for start in range(0, len(ids), args.batch):

@@ -28,9 +28,9 @@ from typing import Any
 
 import redis as sync_redis
 
-from bench import report
-from bench.fleet import Fleet, new_fleet, register_fleet
-from bench.servers import TOKEN_KEYS, embedded_redis, time_limit, workdir
+from bench import floors_figure, report
+from bench.fleet import Fleet, registered_on_own_redis
+from bench.servers import time_limit
 from shared.contract import keys
 from shared.contract.record import RECORD_HEARTBEATS, DenBeat, record_call
 from shared.settings import Settings
@@ -58,12 +58,7 @@ def run(args: argparse.Namespace) -> int:
         sources[str(path)] = Template(path.read_text()).substitute(keys.SCRIPT_FIELDS)
     rows = []
     with time_limit(600 * len(sources)), contextlib.ExitStack() as stack:
-        directory = stack.enter_context(workdir())
-        server = stack.enter_context(embedded_redis(directory))
-        client = sync_redis.Redis.from_url(server.url)
-        stack.callback(client.close)
-        fleet = new_fleet(args.workers, TOKEN_KEYS)
-        register_fleet(server.url, fleet, args.shards)
+        client, fleet = registered_on_own_redis(stack, args.workers, args.shards)
         for shard in range(args.shards):
             client.set(keys.synced_key(shard), "1")
         shas = {name: str(client.script_load(source)) for name, source in sources.items()}
@@ -149,22 +144,7 @@ def _flushed_and_announced(
 def _plain(
     client: sync_redis.Redis, fleet: Fleet, args: argparse.Namespace, clock: list[int]
 ) -> float:
-    before = _cpu(client)
-    ids = fleet.worker_ids
-    for start in range(0, len(ids), args.batch):
-        clock[0] += 1
-        at = str(clock[0])
-        pipe = client.pipeline(transaction=False)
-        for worker_id in ids[start : start + args.batch]:
-            shard = keys.shard_of(worker_id, args.shards)
-            pipe.hset(
-                keys.worker_prefix(shard) + worker_id,
-                mapping={keys.F_HEARTBEAT: at, keys.F_ACTIVE: at, keys.F_ACTIVE_RECENTLY: "1",
-                         keys.F_OPEN_SESSIONS: "1"},
-            )  # fmt: skip
-            pipe.zadd(keys.dirty_key(shard), {worker_id: at}, nx=True)
-        pipe.execute()
-    return (_cpu(client) - before) / len(ids) * 1e6
+    return floors_figure.priced(client, fleet, args, clock, floors_figure.plain_beat)
 
 
 def _cpu(client: sync_redis.Redis) -> float:

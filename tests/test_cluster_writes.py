@@ -151,6 +151,18 @@ async def assert_stored(nodes: dict[Address, Redis], workers: list[str], at: int
         assert await stored_heartbeat(nodes, worker_id) == at
 
 
+async def assert_only_slot_refused(
+    nodes: dict[Address, Redis], workers: list[str], results: list[Any], slot: int, at: int
+) -> None:
+    """The beats of `slot` were refused (503); every other beat was stored, at `at`."""
+    for worker_id, result in zip(workers, results, strict=True):
+        if slot_of(worker_id) == slot:
+            assert isinstance(result, REDIS_DOWN), repr(result)
+        else:
+            assert isinstance(result, BeatResult) and result.code == 200, repr(result)
+            assert await stored_heartbeat(nodes, worker_id) == at
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -284,11 +296,7 @@ async def test_ask_is_answered_503_and_nothing_is_written_on_the_importing_node(
     again = now_ms() + 2
     results = await beat_round(commit, workers, again, return_exceptions=True)
 
-    for worker_id, result in zip(workers, results, strict=True):
-        if slot_of(worker_id) == slot:
-            assert isinstance(result, REDIS_DOWN), repr(result)
-        else:
-            assert isinstance(result, BeatResult) and result.code == 200, repr(result)
+    await assert_only_slot_refused(nodes, workers, results, slot, again)
     assert await asking_calls(dst) == 0
     # The index was not created on the target: its own round moves it.
     assert await src.execute_command("MIGRATE", target[0], target[1], index, 0, 5000) == b"OK"
@@ -382,12 +390,7 @@ async def test_a_slot_split_between_two_nodes_fails_only_its_own_beats(
     again = now_ms() + 2
     results = await beat_round(commit, workers, again, return_exceptions=True)
 
-    for worker_id, result in zip(workers, results, strict=True):
-        if slot_of(worker_id) == slot:
-            assert isinstance(result, REDIS_DOWN), repr(result)
-        else:
-            assert isinstance(result, BeatResult) and result.code == 200, repr(result)
-            assert await stored_heartbeat(nodes, worker_id) == again
+    await assert_only_slot_refused(nodes, workers, results, slot, again)
     # The rest of the slot's keys move, the slot is the target's: every beat is stored again.
     await migrate_slot(nodes, slot, target, nothing)
     last = again + 1
