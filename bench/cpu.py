@@ -1,9 +1,13 @@
-"""CPU time of the processes a figure runs, read from Linux's /proc (None elsewhere)."""
+"""CPU time of the processes a figure runs, read from Linux's /proc (None elsewhere), and of a
+redis-server, as it reports it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import redis as sync_redis
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,3 +47,9 @@ def _children(pid: int) -> list[int]:
         if int(stat.rpartition(")")[2].split()[1]) == pid:
             children.append(int(entry.name))
     return children
+
+
+def redis_cpu_seconds(client: sync_redis.Redis) -> float:
+    """User + system CPU time the redis-server behind `client` has used (`INFO cpu`)."""
+    cpu: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])

@@ -6,8 +6,8 @@ whose worker hashes, fleet index, dirty sets, strings and streams all exist (as 
 beat), and per beat one set of pipelined commands, `--batch` beats per round trip, every worker
 once per run, the sets alternating run by run. Redis CPU time comes from `INFO cpu`.
 
-Every conditional command is checked to have taken effect (the index raised, the `SET XX` and the
-`XADD` applied), so a figure never prices a refusal. The last row is a script call that carries a
+Every conditional command is checked to have taken effect (the index raise answers 1, `SET XX`
+OK, `XADD` an ID), so a figure never prices a refusal. The last row is a script call that carries a
 record call's arguments and reply and runs no command (`bench/record_variants/noop.lua`).
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import redis as sync_redis
 
 from bench import report
+from bench.cpu import redis_cpu_seconds
 from bench.fleet import Fleet, registered_on_own_redis
 from bench.servers import time_limit
 from shared.contract import keys
@@ -82,16 +83,18 @@ def _xadd(pipe: Pipe, worker_id: str, shard: int, org: str, at: str) -> None:
     )  # fmt: skip
 
 
-# (name, what a beat sends, how to queue it); the first is the reference.
-SETS: list[tuple[str, str, Queue]] = [
-    ("plain", "HSET of 4 fields + ZADD NX of the dirty set (member present)", plain_beat),
-    ("hset-2", "HSET of 2 fields (heartbeat, active)", _hset_two),
-    ("index", "ZADD XX GT CH raising the fleet index entry", _index_raise),
-    ("hset-2+index", "the two above", _hset_two_and_index),
-    ("hget-1", "HGET of 1 field", _hget_one),
-    ("hmget-10", "HMGET of the 10 fields a Den beat's checks read", _hmget_checked),
-    ("set-xx", "SET XX of one packed value", _set_xx),
-    ("xadd", "XADD NOMKSTREAM MAXLEN 1 with the heartbeat as ID, 3 fields", _xadd),
+# (name, what a beat sends, how to queue it, which of its replies must be truthy: the
+# conditional writes, so that a refusal is never priced; None for none); the first is the
+# reference.
+SETS: list[tuple[str, str, Queue, slice | None]] = [
+    ("plain", "HSET of 4 fields + ZADD NX of the dirty set (member present)", plain_beat, None),
+    ("hset-2", "HSET of 2 fields (heartbeat, active)", _hset_two, None),
+    ("index", "ZADD XX GT CH raising the fleet index entry", _index_raise, slice(None)),
+    ("hset-2+index", "the two above", _hset_two_and_index, slice(1, None, 2)),
+    ("hget-1", "HGET of 1 field", _hget_one, None),
+    ("hmget-10", "HMGET of the 10 fields a Den beat's checks read", _hmget_checked, None),
+    ("set-xx", "SET XX of one packed value", _set_xx, slice(None)),
+    ("xadd", "XADD NOMKSTREAM MAXLEN 1 with the heartbeat as ID, 3 fields", _xadd, slice(None)),
 ]
 
 
@@ -108,14 +111,14 @@ def run(args: argparse.Namespace) -> int:
         _after_first_beat(client, fleet, args.shards)
         noop = str(client.script_load(NOOP_SCRIPT.read_text()))
         clock = [START_MS]
-        per_set: dict[str, list[float]] = {name: [] for name, _, _ in SETS}
+        per_set: dict[str, list[float]] = {name: [] for name, *_ in SETS}
         per_set["script"] = []
         for _ in range(args.runs):  # alternating, so all see the same noise
-            for name, _, queue in SETS:
-                per_set[name].append(priced(client, fleet, args, clock, queue))
+            for name, _, queue, applied in SETS:
+                per_set[name].append(priced(client, fleet, args, clock, queue, applied))
             per_set["script"].append(_priced_script(client, noop, fleet, args, clock))
     plain = report.median(per_set["plain"])
-    described = [(name, text) for name, text, _ in SETS]
+    described = [(name, text) for name, text, *_ in SETS]
     described.append(("script", "EVALSHA of a record call's arguments, no command (noop.lua)"))
     rows = [
         [name, text, report.median(per_set[name]), report.median(per_set[name]) / plain]
@@ -163,11 +166,11 @@ def _after_first_beat(client: sync_redis.Redis, fleet: Fleet, shards: int) -> No
 
 def priced(
     client: sync_redis.Redis, fleet: Fleet, args: argparse.Namespace, clock: list[int],
-    queue: Queue,
+    queue: Queue, applied: slice | None = None,
 ) -> float:  # fmt: skip
     """Redis CPU microseconds per beat of one set, every worker once (`args.batch` beats per
-    round trip over `args.shards` shards)."""
-    before = _cpu(client)
+    round trip over `args.shards` shards); the replies `applied` selects must all be truthy."""
+    before = redis_cpu_seconds(client)
     ids = fleet.worker_ids
     for start in range(0, len(ids), args.batch):
         clock[0] += 1
@@ -175,14 +178,14 @@ def priced(
         pipe = client.pipeline(transaction=False)
         for worker_id in ids[start : start + args.batch]:
             queue(pipe, worker_id, keys.shard_of(worker_id, args.shards), fleet.org_id, at)
-        _check(queue, pipe.execute())
-    return (_cpu(client) - before) / len(ids) * 1e6
+        _check(queue, applied, pipe.execute())
+    return (redis_cpu_seconds(client) - before) / len(ids) * 1e6
 
 
 def _priced_script(
     client: sync_redis.Redis, sha: str, fleet: Fleet, args: argparse.Namespace, clock: list[int]
 ) -> float:
-    before = _cpu(client)
+    before = redis_cpu_seconds(client)
     ids = fleet.worker_ids
     for start in range(0, len(ids), args.batch):
         clock[0] += 1
@@ -192,20 +195,9 @@ def _priced_script(
         reply = client.evalsha(sha, len(call_keys), *call_keys, *call_args)
         if len(reply) != 5 * len(beats):  # type: ignore[arg-type]
             raise RuntimeError("the script call did not answer every beat")
-    return (_cpu(client) - before) / len(ids) * 1e6
+    return (redis_cpu_seconds(client) - before) / len(ids) * 1e6
 
 
-def _check(queue: Queue, replies: list[Any]) -> None:
-    """The conditional writes applied (the index raise answers 1, `SET XX` OK, `XADD` an ID): a
-    price of a refusal would be no price at all."""
-    if queue is _hset_two_and_index:
-        replies = replies[1::2]
-    elif queue not in (_index_raise, _set_xx, _xadd):
-        return
-    if not all(replies):
+def _check(queue: Queue, applied: slice | None, replies: list[Any]) -> None:
+    if applied is not None and not all(replies[applied]):
         raise RuntimeError(f"a conditional write of {queue.__name__} did not apply")
-
-
-def _cpu(client: sync_redis.Redis) -> float:
-    cpu: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])

@@ -29,6 +29,7 @@ from typing import Any
 import redis as sync_redis
 
 from bench import floors_figure, report
+from bench.cpu import redis_cpu_seconds
 from bench.fleet import Fleet, registered_on_own_redis
 from bench.servers import time_limit
 from shared.contract import keys
@@ -73,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
                     if state == "deployed":
                         _flushed_and_announced(client, fleet, args.shards, clock[0])
                     client.config_resetstat()
-                    before = _cpu(client)
+                    before = redis_cpu_seconds(client)
                     beats = 0
                     for _ in range(args.rounds):
                         beats += _beat_round(client, sha, fleet, args, clock)
-                    script_us[name].append((_cpu(client) - before) / beats * 1e6)
+                    script_us[name].append((redis_cpu_seconds(client) - before) / beats * 1e6)
                     per_beat[name] = _commands_per_beat(client, beats)
                 if state == "bench":  # while every worker is in the dirty sets, as in bench scale
                     plain_us.append(_plain(client, fleet, args, clock))
@@ -145,11 +146,6 @@ def _plain(
     client: sync_redis.Redis, fleet: Fleet, args: argparse.Namespace, clock: list[int]
 ) -> float:
     return floors_figure.priced(client, fleet, args, clock, floors_figure.plain_beat)
-
-
-def _cpu(client: sync_redis.Redis) -> float:
-    cpu: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
 def _commands_per_beat(client: sync_redis.Redis, beats: int) -> dict[str, float]:

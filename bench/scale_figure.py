@@ -18,12 +18,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import redis as sync_redis
 
 from bench import load, report
-from bench.cpu import tree_cpu_seconds
+from bench.cpu import redis_cpu_seconds, tree_cpu_seconds
 from bench.fleet import Fleet, new_fleet
 from bench.servers import (
     TOKEN_KEYS,
@@ -101,10 +100,9 @@ class Stores:
         for port in self.ports:
             node = sync_redis.Redis(port=port)
             try:
-                cpu: dict[str, Any] = node.info("cpu")  # type: ignore[assignment]
+                total += redis_cpu_seconds(node)
             finally:
                 node.close()
-            total += float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
         return total
 
 

@@ -20,10 +20,15 @@ def test_floors_prices_every_set_beside_the_plain_reference(capsys):
 
 
 def test_a_refused_conditional_write_stops_the_figure():
+    sets = {name: (queue, applied) for name, _, queue, applied in floors_figure.SETS}
+
+    def check(name: str, replies: list[object]) -> None:
+        floors_figure._check(*sets[name], replies)
+
     with pytest.raises(RuntimeError, match="did not apply"):
-        floors_figure._check(floors_figure._index_raise, [1, 0, 1])
+        check("index", [1, 0, 1])
     with pytest.raises(RuntimeError, match="did not apply"):
-        floors_figure._check(floors_figure._hset_two_and_index, [1, 1, 0, 0])
+        check("hset-2+index", [1, 1, 0, 0])
     with pytest.raises(RuntimeError, match="did not apply"):
-        floors_figure._check(floors_figure._xadd, [b"1-0", None])
-    floors_figure._check(floors_figure._hset_two_and_index, [0, 1, 0, 1])  # HSET's 0: no new field
+        check("xadd", [b"1-0", None])
+    check("hset-2+index", [0, 1, 0, 1])  # HSET's 0: no new field
