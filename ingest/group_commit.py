@@ -6,7 +6,8 @@ most `max_per_call` beats (a burst must not become one script that blocks Redis 
 single Redis they still leave in one write. On a cluster a call carries the beats of every shard
 its node serves (as one Redis's call does), a node's calls leave in one write to it, and its
 beats are answered when it replies; a beat whose slot the node no longer serves (moved, or
-moving) goes again on a call of its own shard, which follows MOVED and ASK.
+moving) goes again on a call of its own shard, which follows MOVED (and answers 503 to ASK: see
+`shared.redis.cluster_pipes`).
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ class GroupCommitter:
             await self._write_by_shard(pipes, rest)
 
     async def _write_by_shard(self, pipes: ClusterPipes, items: list[Pending]) -> None:
-        """Calls of one shard (one slot) each, which follow MOVED and ASK."""
+        """Calls of one shard (one slot) each, which follow MOVED (an ASK fails its call)."""
         by_shard: dict[int, list[Pending]] = defaultdict(list)
         for item in items:
             by_shard[keys.shard_of(item[0].worker_id, self._shards)].append(item)

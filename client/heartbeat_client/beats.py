@@ -161,8 +161,7 @@ class BeatSender:
         return self._failed(status, delay)
 
     async def _body(self) -> dict[str, Any]:
-        produced = self._state()
-        state: object = await produced if inspect.isawaitable(produced) else produced
+        state: object = await _resolved(self._state())
         if self.route == "den":
             if not isinstance(state, DenState):
                 raise TypeError(f"Den's route needs a DenState, got {type(state).__name__}")

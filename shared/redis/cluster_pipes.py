@@ -16,9 +16,9 @@ table is read again in the background). An ASK reply (the slot is being migrated
 keys have left this node) fails that call as TRYAGAIN would: a script run on the importing node
 behind `ASKING` could create there a key the source still holds (one it touches without declaring
 it), and the migration's next `MIGRATE` of that key would then fail with BUSYKEY. The call is
-answered 503 until the slot is the importing node's, which MOVED then says. A node that cannot be
-reached fails only its own calls; one that stopped
-answering fails them at once, not after a timeout each batch, until it answers a PING again.
+answered 503 until the slot is the importing node's, which MOVED then says. A node that cannot
+be reached fails only its own calls; one that stopped answering fails them at once, not after a
+timeout each batch, until it answers a PING again.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ class MovingClock:
     def __init__(self) -> None:
         self.now = NOW
 
-    def __call__(self) -> Any:
+    def __call__(self) -> datetime:
         return self.now
 
 
